@@ -1,0 +1,3 @@
+"""csr-signer: a Kubernetes CertificateSigningRequest approver and signer."""
+
+__version__ = "0.1.0"

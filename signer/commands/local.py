@@ -1,0 +1,10 @@
+"""`csr-signer local` commands (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
+    """Register this group's subcommands."""

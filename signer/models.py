@@ -1,0 +1,193 @@
+"""Small frozen value types shared by the pure core and the edges.
+
+They carry no behaviour that needs I/O, so `signer.policy` and `signer.pki` can
+depend on them without learning about the API. Raw Kubernetes objects are
+translated into these at the edge (`signer.kube`, the CLI), once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv6Address
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+SERVICEACCOUNT_PREFIX = "system:serviceaccount:"
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS1123_SUBDOMAIN_PART = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def is_dns1123_label(value: str) -> bool:
+    """RFC 1123 label as Kubernetes validates namespace names."""
+    return bool(_DNS1123_LABEL.fullmatch(value))
+
+
+def is_dns1123_subdomain(value: str) -> bool:
+    """RFC 1123 subdomain as Kubernetes validates ServiceAccount names."""
+    if not value or len(value) > 253:
+        return False
+    return all(_DNS1123_SUBDOMAIN_PART.fullmatch(part) for part in value.split("."))
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccountRef:
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asked, as the apiserver recorded it in spec.username/groups/uid.
+
+    These fields are set by the apiserver from the authenticated identity, so
+    they are the only identity a policy may trust.
+    """
+
+    username: str
+    groups: tuple[str, ...] = ()
+    uid: str = ""
+
+    @property
+    def serviceaccount(self) -> ServiceAccountRef | None:
+        """The ServiceAccount, if the username is a well-formed SA username.
+
+        A malformed one (extra colons, empty parts, invalid names) is not a
+        ServiceAccount: policies that bind to ServiceAccounts do not apply.
+        """
+        if not self.username.startswith(SERVICEACCOUNT_PREFIX):
+            return None
+        rest = self.username[len(SERVICEACCOUNT_PREFIX) :]
+        parts = rest.split(":")
+        if len(parts) != 2:
+            return None
+        namespace, name = parts
+        if not is_dns1123_label(namespace) or not is_dns1123_subdomain(name):
+            return None
+        return ServiceAccountRef(namespace=namespace, name=name)
+
+
+KeyAlgorithm = Literal["rsa", "ecdsa", "ed25519", "ed448", "dsa", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    algorithm: KeyAlgorithm
+    size: int
+    """Bits for RSA/DSA, curve size for ECDSA, 256 for Ed25519."""
+    curve: str | None = None
+    """Curve name for ECDSA (`secp256r1`, `secp384r1`, ...)."""
+
+    def describe(self) -> str:
+        if self.algorithm == "ecdsa":
+            return f"ECDSA {self.curve}"
+        if self.algorithm in ("ed25519", "ed448"):
+            return self.algorithm.capitalize()
+        return f"{self.algorithm.upper()} {self.size}"
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectAttribute:
+    oid: str
+    name: str
+    """Short name as RFC 4514 prints it (CN, O, OU, ...) or the dotted OID."""
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class CsrView:
+    """What a PKCS#10 request asks for, extracted once and checked.
+
+    Constructed only by `signer.pki.parsing.parse_csr`, which verifies the
+    self-signature first: a CsrView always comes from a well-formed request.
+    """
+
+    subject: tuple[SubjectAttribute, ...]
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[IPv4Address | IPv6Address, ...]
+    uris: tuple[str, ...]
+    emails: tuple[str, ...]
+    other_sans: tuple[str, ...]
+    """SAN kinds we never issue (otherName, directoryName, registeredID)."""
+    key: KeyInfo
+    requested_extensions: tuple[str, ...]
+    """Dotted OIDs of every extension in the request (they are dropped at signing)."""
+    requests_ca: bool
+    """The request carries BasicConstraints CA:TRUE (informational: never honoured)."""
+    csr: x509.CertificateSigningRequest = field(repr=False, compare=False)
+
+    @property
+    def common_name(self) -> str | None:
+        names = [a.value for a in self.subject if a.name == "CN"]
+        return names[0] if names else None
+
+
+class Usage(StrEnum):
+    """certificates.k8s.io/v1 KeyUsage values (spec.usages)."""
+
+    SIGNING = "signing"
+    DIGITAL_SIGNATURE = "digital signature"
+    CONTENT_COMMITMENT = "content commitment"
+    KEY_ENCIPHERMENT = "key encipherment"
+    KEY_AGREEMENT = "key agreement"
+    DATA_ENCIPHERMENT = "data encipherment"
+    CERT_SIGN = "cert sign"
+    CRL_SIGN = "crl sign"
+    ENCIPHER_ONLY = "encipher only"
+    DECIPHER_ONLY = "decipher only"
+    ANY = "any"
+    SERVER_AUTH = "server auth"
+    CLIENT_AUTH = "client auth"
+    CODE_SIGNING = "code signing"
+    EMAIL_PROTECTION = "email protection"
+    SMIME = "s/mime"
+    IPSEC_END_SYSTEM = "ipsec end system"
+    IPSEC_TUNNEL = "ipsec tunnel"
+    IPSEC_USER = "ipsec user"
+    TIMESTAMPING = "timestamping"
+    OCSP_SIGNING = "ocsp signing"
+    MICROSOFT_SGC = "microsoft sgc"
+    NETSCAPE_SGC = "netscape sgc"
+
+
+@dataclass(frozen=True, slots=True)
+class CsrRequest:
+    """The parts of a CertificateSigningRequest object the core decides on.
+
+    `usages` stays as the raw strings from spec.usages: an unknown value must
+    be reported, not dropped by a parser.
+    """
+
+    name: str
+    signer_name: str
+    request: bytes
+    """spec.request: PEM-encoded PKCS#10, as the apiserver stores it."""
+    requester: Requester
+    usages: tuple[str, ...] = ()
+    expiration_seconds: int | None = None
+
+
+class Outcome(StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"
+    ABSTAIN = "abstain"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The result of evaluating a CSR: a value, never an exception.
+
+    `reasons` are human-readable, each citing policy and field, in a fixed
+    order, and never contain key material.
+    """
+
+    outcome: Outcome
+    policy: str | None = None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        return "; ".join(self.reasons)

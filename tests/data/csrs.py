@@ -6,6 +6,7 @@ that make a valid cluster-local request.
 from __future__ import annotations
 
 import base64
+import datetime
 import ipaddress
 from dataclasses import dataclass, field
 from functools import cache
@@ -159,3 +160,21 @@ def csr_manifest(req: CsrRequest) -> dict[str, Any]:
         "metadata": {"name": req.name},
         "spec": spec,
     }
+
+
+def self_signed_pem(common_name: str = "test") -> bytes:
+    """A syntactically valid leaf certificate (for apiserver validation tests)."""
+    key = cached_key("ecdsa-p256")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)

@@ -1,0 +1,323 @@
+"""A real kube-apiserver + etcd on loopback, for tests, benchmarks and `local up`.
+
+Why real: the behaviour csr-signer depends on (RBAC on `signers`, the
+`/approval` and `/status` subresource rules, identity fields the apiserver
+sets in `spec.username`) lives in the apiserver; a fake would only encode our
+own assumptions.
+
+Identities:
+- client certificates from a throwaway client CA: CN is the username, O the
+  groups (`system:masters` for the admin); any user and groups on demand;
+- ServiceAccounts: real tokens from the TokenRequest API, signed with a key
+  the apiserver was started with (see `signer.local.identities`).
+
+Processes are started in their own session with PR_SET_PDEATHSIG=SIGKILL, so
+they die with the Python thread that started them even on SIGKILL of that
+process; `stop()` (also run by `atexit` and the context manager) terminates
+the apiserver before etcd and removes the temporary directory.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+import yaml
+
+from signer.local.binaries import Binaries, resolve
+from signer.local.certs import KeyPair, LocalCA, service_account_key
+
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+FEATURE_GATES = (
+    "ClusterTrustBundle=true,ClusterTrustBundleProjection=true,PodCertificateRequest=true"
+)
+RUNTIME_CONFIG = "certificates.k8s.io/v1beta1=true"
+ADMIN_USER = "csr-signer-admin"
+_PR_SET_PDEATHSIG = 1
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not start; the message carries the log tail."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """How to authenticate: a client certificate or a bearer token."""
+
+    username: str
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    token: str | None = None
+
+
+class ControlPlane:
+    """etcd + kube-apiserver in a temporary directory on free loopback ports."""
+
+    def __init__(self, binaries: Binaries | None = None, *, workdir: Path | None = None) -> None:
+        self.binaries = binaries or resolve()
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="csr-signer-cp-"))
+        self._procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+        self._client_ca = LocalCA("csr-signer-local-client-ca")
+        self._serving_ca = LocalCA("csr-signer-local-serving-ca")
+        self._client_creds: dict[tuple[str, tuple[str, ...]], Credentials] = {}
+        self.port = 0
+        self.etcd_port = 0
+        self.started_seconds = 0.0
+        self.ca_file = self.workdir / "serving-ca.crt"
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> None:
+        started = time.monotonic()
+        atexit.register(self.stop)
+        pki = self.workdir / "pki"
+        pki.mkdir(parents=True, exist_ok=True)
+        self.ca_file.write_bytes(self._serving_ca.cert_pem)
+        (pki / "client-ca.crt").write_bytes(self._client_ca.cert_pem)
+        serving_cert, serving_key = self._serving_ca.issue(
+            "kube-apiserver",
+            dns_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
+            ips=("127.0.0.1",),
+            server=True,
+        ).write(pki, "serving")
+        sa_private, sa_public = service_account_key()
+        (pki / "sa.key").touch(mode=0o600)
+        (pki / "sa.key").write_bytes(sa_private)
+        (pki / "sa.pub").write_bytes(sa_public)
+
+        self.etcd_port, peer_port = free_port(), free_port()
+        etcd_url = f"http://127.0.0.1:{self.etcd_port}"
+        peer_url = f"http://127.0.0.1:{peer_port}"
+        self._spawn(
+            "etcd",
+            [
+                str(self.binaries.etcd),
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=default={peer_url}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
+        self._wait(lambda: self._http_ok(f"{etcd_url}/health"), "etcd", timeout, started)
+
+        self.port = free_port()
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(self.binaries.kube_apiserver),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.port}",
+                f"--cert-dir={self.workdir / 'apiserver-certs'}",
+                f"--tls-cert-file={serving_cert}",
+                f"--tls-private-key-file={serving_key}",
+                f"--client-ca-file={pki / 'client-ca.crt'}",
+                "--authorization-mode=RBAC",
+                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--allow-privileged=true",
+                f"--runtime-config={RUNTIME_CONFIG}",
+                f"--feature-gates={FEATURE_GATES}",
+                "--profiling=false",
+                "--v=0",
+            ],
+        )
+        admin = self.client_credentials(ADMIN_USER, ("system:masters",))
+        self._wait(lambda: self._https_ok("/readyz", admin), "kube-apiserver", timeout, started)
+        # The bootstrap controller creates `default` shortly after readiness.
+        self._wait(
+            lambda: self._https_ok("/api/v1/namespaces/default", admin),
+            "namespace default",
+            timeout,
+            started,
+        )
+        self.started_seconds = time.monotonic() - started
+
+    def stop(self) -> None:
+        """Terminate apiserver then etcd (reverse start order); idempotent."""
+        atexit.unregister(self.stop)
+        for _name, proc, log in reversed(self._procs):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+            log.close()
+        self._procs.clear()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = (self.workdir / f"{name}.log").open("wb")
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PDEATHSIG
+            cwd=self.workdir,
+        )
+        self._procs.append((name, proc, log))
+
+    def _wait(self, ready: object, what: str, timeout: float, started: float) -> None:
+        assert callable(ready)
+        while time.monotonic() - started < timeout:
+            for name, proc, _log in self._procs:
+                if proc.poll() is not None:
+                    raise ControlPlaneError(
+                        f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}"
+                    )
+            if ready():
+                return
+            time.sleep(0.1)
+        raise ControlPlaneError(
+            f"{what} not ready after {timeout:.0f}s:\n{self.log_tail('kube-apiserver')}"
+        )
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.workdir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    @staticmethod
+    def _http_ok(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def ssl_context(self, creds: Credentials | None = None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        if creds is not None and creds.cert_file and creds.key_file:
+            ctx.load_cert_chain(str(creds.cert_file), str(creds.key_file))
+        return ctx
+
+    def _https_ok(self, path: str, creds: Credentials) -> bool:
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - loopback
+                self.url + path, timeout=2, context=self.ssl_context(creds)
+            ) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    # -- identities ------------------------------------------------------------------
+
+    def client_credentials(self, username: str, groups: tuple[str, ...] = ()) -> Credentials:
+        """A client certificate that authenticates as `username` in `groups`."""
+        key = (username, groups)
+        if key not in self._client_creds:
+            pair: KeyPair = self._client_ca.issue(username, organizations=groups)
+            directory = self.workdir / "clients"
+            directory.mkdir(exist_ok=True)
+            stem = f"client-{len(self._client_creds)}"
+            cert, keyfile = pair.write(directory, stem)
+            self._client_creds[key] = Credentials(username, cert_file=cert, key_file=keyfile)
+        return self._client_creds[key]
+
+    @property
+    def admin(self) -> Credentials:
+        return self.client_credentials(ADMIN_USER, ("system:masters",))
+
+    def kubeconfig(self, creds: Credentials | None = None, *, path: Path | None = None) -> Path:
+        """Write a kubeconfig for `creds` (the admin by default) and return its path."""
+        creds = creds or self.admin
+        user: dict[str, str] = {}
+        if creds.token is not None:
+            user["token"] = creds.token
+        else:
+            assert creds.cert_file is not None
+            assert creds.key_file is not None
+            user["client-certificate"] = str(creds.cert_file)
+            user["client-key"] = str(creds.key_file)
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "local",
+                    "cluster": {"server": self.url, "certificate-authority": str(self.ca_file)},
+                }
+            ],
+            "users": [{"name": creds.username, "user": user}],
+            "contexts": [
+                {"name": "local", "context": {"cluster": "local", "user": creds.username}}
+            ],
+            "current-context": "local",
+        }
+        if path is None:
+            directory = self.workdir / "kubeconfigs"
+            directory.mkdir(exist_ok=True)
+            safe = "".join(c if c.isalnum() else "-" for c in creds.username)
+            path = directory / f"{safe}-{abs(hash((creds.username, creds.token))) % 10**8}.yaml"
+        path.touch(mode=0o600)
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def kubectl(
+        self, *args: str, creds: Credentials | None = None, input: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run the pinned kubectl against this control plane (admin by default)."""
+        if self.binaries.kubectl is None:
+            raise ControlPlaneError("no kubectl binary in the resolved binaries")
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        return subprocess.run(
+            [str(self.binaries.kubectl), f"--kubeconfig={self.kubeconfig(creds)}", *args],
+            input=input,
+            capture_output=True,
+            env=env,
+            check=False,
+            timeout=60,
+        )

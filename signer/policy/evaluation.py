@@ -1,0 +1,201 @@
+"""evaluate(policy, facts) -> every violation, with its field. Pure.
+
+A violation is a value: evaluation never stops at the first problem, so a
+denied requester (and a reviewer running `policy check`) sees everything that
+is wrong at once. Violations come out in a fixed order, that of `FIELDS`, and
+within a field in the order the request lists its values, so the same request
+always produces the same message.
+
+Values taken from the request are quoted JSON-style (control characters and
+non-ASCII escaped) and truncated, so a hostile CSR cannot forge extra lines or
+flood a condition message. Key material is never quoted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TypeVar
+
+from signer.models import CsrRequest, CsrView, KeyInfo, Usage
+from signer.policy.patterns import Bindings, Pattern
+from signer.policy.schema import CURVES, EcdsaKeys, KeyRule, Policy, RsaKeys
+
+F_DNS = "spec.request dnsNames"
+F_IPS = "spec.request ipAddresses"
+F_URIS = "spec.request uris"
+F_EMAILS = "spec.request emailAddresses"
+F_OTHER_SANS = "spec.request subjectAltNames"
+F_SUBJECT = "spec.request subject"
+F_CA = "spec.request basicConstraints"
+F_KEY = "spec.request publicKey"
+F_USAGES = "spec.usages"
+FIELDS = (F_DNS, F_IPS, F_URIS, F_EMAILS, F_OTHER_SANS, F_SUBJECT, F_CA, F_KEY, F_USAGES)
+"""The order in which violations are reported."""
+_MAX_QUOTED = 256
+_KNOWN_USAGES = frozenset(u.value for u in Usage)
+_CURVE_LABELS = {v: k for k, v in CURVES.items()}
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    policy: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.policy}: {self.field}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """Everything evaluation looks at, computed once per request, not per policy."""
+
+    csr: CsrView
+    usages: tuple[str, ...]
+    bindings: Bindings
+    requester: str
+    """How reasons name the requester: `requester namespace "ns"` or `requester "user"`."""
+
+    @classmethod
+    def of(cls, request: CsrRequest, csr: CsrView, *, cluster_domain: str) -> RequestFacts:
+        sa = request.requester.serviceaccount
+        if sa is not None:
+            bindings = Bindings(sa.namespace, sa.name, cluster_domain)
+            who = f"requester namespace {quote(sa.namespace)}"
+        else:
+            bindings = Bindings(None, None, cluster_domain)
+            who = f"requester {quote(request.requester.username)}"
+        return cls(csr=csr, usages=request.usages, bindings=bindings, requester=who)
+
+
+def quote(value: str) -> str:
+    """A request-supplied value, safe to put in a one-line message."""
+    if len(value) > _MAX_QUOTED:
+        return json.dumps(value[:_MAX_QUOTED]) + "..."
+    return json.dumps(value)
+
+
+def evaluate(policy: Policy, facts: RequestFacts) -> list[Violation]:
+    """Every way the request does not conform to `policy`; empty means approve."""
+    out: list[Violation] = []
+    name = policy.name
+    allowed = policy.allowed
+    csr = facts.csr
+    b = facts.bindings
+
+    def add(field: str, message: str) -> None:
+        out.append(Violation(name, field, message))
+
+    # _unique: a name listed twice is one problem, reported once.
+    for dns in _unique(csr.dns_names):
+        if len(dns) > 253 or not _any_match(allowed.dns_names, dns, b):
+            add(F_DNS, f"{quote(dns)} is not allowed for {facts.requester}")
+    found = len(set(csr.dns_names))
+    if found < policy.required.min_dns_names:
+        n = policy.required.min_dns_names
+        add(F_DNS, f"at least {n} DNS name{'s' if n > 1 else ''} required, found {found}")
+    for ip in _unique(csr.ip_addresses):
+        if not any(ip in net for net in allowed.ip_ranges):
+            add(F_IPS, f"{quote(str(ip))} is not in an allowed range")
+    for uri in _unique(csr.uris):
+        if not _any_match(allowed.uris, uri, b):
+            add(F_URIS, f"{quote(uri)} is not allowed for {facts.requester}")
+    for email in _unique(csr.emails):
+        if not _any_match(allowed.emails, email, b):
+            add(F_EMAILS, f"{quote(email)} is not allowed for {facts.requester}")
+    for other in _unique(csr.other_sans):
+        add(F_OTHER_SANS, f"{quote(other)} is not a kind of name this signer issues")
+
+    for message in _subject(policy, facts):
+        add(F_SUBJECT, message)
+    if csr.requests_ca:
+        add(F_CA, "requests a CA certificate (CA:TRUE); CA certificates are never issued")
+    if not any(_key_allowed(rule, csr.key) for rule in allowed.keys):
+        add(F_KEY, f"{_key_label(csr.key)} is not allowed (allowed: {_describe(allowed.keys)})")
+
+    for message in _usages(policy, facts.usages):
+        add(F_USAGES, message)
+    return out
+
+
+def _subject(policy: Policy, facts: RequestFacts) -> list[str]:
+    rules = policy.allowed.subject
+    out: list[str] = []
+    cns: list[str] = []
+    for attr in facts.csr.subject:
+        if attr.name == "CN":
+            cns.append(attr.value)
+        elif attr.name == "O":
+            if not _any_match(rules.organizations, attr.value, facts.bindings):
+                out.append(f"O {quote(attr.value)} is not allowed")
+        else:
+            out.append(f"attribute {attr.name} is not allowed")
+    if len(cns) > 1:
+        out.append(f"{len(cns)} CN attributes; at most one is allowed")
+    if cns:
+        cn = cns[0]
+        if rules.common_name == "Empty":
+            out.append(f"CN {quote(cn)} is not allowed: CN must be empty")
+        elif cn not in facts.csr.dns_names:
+            must = "empty or one" if rules.common_name == "EmptyOrDNSName" else "one"
+            out.append(f"CN {quote(cn)} must be {must} of the requested DNS names")
+    elif rules.common_name == "DNSName":
+        out.append("CN is required and must be one of the requested DNS names")
+    return out
+
+
+def _usages(policy: Policy, requested: tuple[str, ...]) -> list[str]:
+    allowed = policy.allowed.usages
+    required = policy.required
+    out: list[str] = []
+    for usage in _unique(requested):
+        if usage not in _KNOWN_USAGES:
+            out.append(f"{quote(usage)} is not a known usage")
+        elif usage not in allowed:
+            out.append(f"{quote(usage)} is not allowed")
+    out.extend(f'"{u.value}" is required' for u in required.usages if u not in requested)
+    if required.any_usage_of and not any(u in requested for u in required.any_usage_of):
+        options = ", ".join(f'"{u.value}"' for u in required.any_usage_of)
+        out.append(f"one of {options} is required")
+    return out
+
+
+def _key_allowed(rule: KeyRule, key: KeyInfo) -> bool:
+    if isinstance(rule, RsaKeys):
+        return (
+            key.algorithm == "rsa"
+            and key.size >= rule.min_size
+            and (rule.max_size is None or key.size <= rule.max_size)
+        )
+    if isinstance(rule, EcdsaKeys):
+        return key.algorithm == "ecdsa" and any(CURVES[c] == key.curve for c in rule.curves)
+    return key.algorithm == "ed25519"
+
+
+def _key_label(key: KeyInfo) -> str:
+    if key.algorithm == "ecdsa" and key.curve in _CURVE_LABELS:
+        return f"ECDSA {_CURVE_LABELS[key.curve]}"
+    return key.describe()
+
+
+def _describe(rules: tuple[KeyRule, ...]) -> str:
+    parts: list[str] = []
+    for rule in rules:
+        if isinstance(rule, RsaKeys):
+            upper = f" and <= {rule.max_size}" if rule.max_size else ""
+            parts.append(f"RSA >= {rule.min_size}{upper} bits")
+        elif isinstance(rule, EcdsaKeys):
+            parts.append(f"ECDSA {'/'.join(rule.curves)}")
+        else:
+            parts.append("Ed25519")
+    return ", ".join(parts)
+
+
+def _any_match(patterns: tuple[Pattern, ...], value: str, bindings: Bindings) -> bool:
+    return any(p.matches(value, bindings) for p in patterns)
+
+
+def _unique(values: tuple[T, ...]) -> list[T]:
+    return list(dict.fromkeys(values)) if len(values) > 1 else list(values)

@@ -1,0 +1,266 @@
+"""The policy file, as pydantic models: the contract with security teams.
+
+Every model forbids unknown fields, so a misspelt key (`dnsName:`) is a load
+error rather than a rule that silently does nothing. Patterns, usages, IP
+ranges and durations are validated and compiled here, while the error can
+still be tied to a field and a line; evaluation then never meets a bad value.
+
+Defaults are the safe choice: nothing that is not listed under `allowed` may
+be requested (no SANs, no organizations), keys must be strong, and the usages
+are those of a TLS leaf certificate. See docs/policies.md for the reference.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_validator
+from pydantic.alias_generators import to_camel
+
+from signer.models import Usage
+from signer.policy.patterns import Pattern, PatternError, PatternKind
+
+_POLICY_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Kubernetes: a fully qualified domain name, "/", then a path-like name.
+_SIGNER_NAME = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+MIN_LIFETIME = timedelta(minutes=10)
+"""The apiserver rejects spec.expirationSeconds below 600; a shorter cap is a typo."""
+CA_USAGES = frozenset({Usage.CERT_SIGN, Usage.CRL_SIGN})
+DEFAULT_USAGES = (
+    Usage.DIGITAL_SIGNATURE,
+    Usage.KEY_ENCIPHERMENT,
+    Usage.SERVER_AUTH,
+    Usage.CLIENT_AUTH,
+)
+CURVES = {"P-256": "secp256r1", "P-384": "secp384r1", "P-521": "secp521r1"}
+"""Policy curve names -> the names `signer.pki.parsing` reports."""
+
+
+def _pattern(kind: PatternKind) -> PlainValidator:
+    def validate(value: Any) -> Pattern:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string (a {kind.value} pattern)")
+        try:
+            return Pattern(value, kind)
+        except PatternError as exc:
+            raise ValueError(str(exc)) from exc
+
+    return PlainValidator(validate)
+
+
+def _usage(value: Any) -> Usage:
+    if not isinstance(value, str):
+        raise ValueError("must be a string (a usage)")
+    try:
+        return Usage(value)
+    except ValueError:
+        raise ValueError(
+            f"unknown usage {value!r} (certificates.k8s.io/v1 usages, e.g. 'server auth')"
+        ) from None
+
+
+def _ip_range(value: Any) -> IPv4Network | IPv6Network:
+    if not isinstance(value, str):
+        raise ValueError("must be a string (a CIDR such as 10.0.0.0/8)")
+    try:
+        return ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"not a CIDR range: {exc}") from None
+
+
+def _duration(value: Any) -> timedelta:
+    m = _DURATION.fullmatch(value) if isinstance(value, str) and value else None
+    if m is None:
+        raise ValueError(f"{value!r} is not a duration such as 24h, 90d or 1h30m")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
+    lifetime = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if lifetime < MIN_LIFETIME:
+        raise ValueError(f"{value!r} is shorter than the 10m minimum Kubernetes accepts")
+    return lifetime
+
+
+def _regex_str(regex: re.Pattern[str], what: str) -> PlainValidator:
+    def validate(value: Any) -> str:
+        if not isinstance(value, str) or not regex.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid {what}")
+        return value
+
+    return PlainValidator(validate)
+
+
+def _plain_str(what: str) -> PlainValidator:
+    def validate(value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"must be a non-empty string ({what})")
+        return value
+
+    return PlainValidator(validate)
+
+
+def _non_empty(value: tuple[Any, ...]) -> tuple[Any, ...]:
+    # An AfterValidator rather than min_length: it runs only when every item
+    # is valid, so one bad item is not also reported as "empty".
+    if not value:
+        raise ValueError("must list at least one item")
+    return value
+
+
+NonEmpty = AfterValidator(_non_empty)
+DnsPattern = Annotated[Pattern, _pattern(PatternKind.DNS)]
+UriPattern = Annotated[Pattern, _pattern(PatternKind.URI)]
+EmailPattern = Annotated[Pattern, _pattern(PatternKind.EMAIL)]
+TextPattern = Annotated[Pattern, _pattern(PatternKind.TEXT)]
+NamespacePattern = Annotated[Pattern, _pattern(PatternKind.NAMESPACE)]
+ServiceAccountNamePattern = Annotated[Pattern, _pattern(PatternKind.SERVICEACCOUNT_NAME)]
+UsageValue = Annotated[Usage, PlainValidator(_usage)]
+IpRange = Annotated[IPv4Network | IPv6Network, PlainValidator(_ip_range)]
+Duration = Annotated[timedelta, PlainValidator(_duration)]
+PolicyName = Annotated[str, _regex_str(_POLICY_NAME, "policy name (a DNS-1123 label)")]
+SignerName = Annotated[str, _regex_str(_SIGNER_NAME, "signer name (example.com/name)")]
+Username = Annotated[str, _plain_str("a username")]
+Group = Annotated[str, _plain_str("a group")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=False,
+    )
+
+
+class ServiceAccountSelector(_Model):
+    """ServiceAccounts in any namespace matching `namespaces`, optionally by name."""
+
+    namespaces: Annotated[tuple[NamespacePattern, ...], NonEmpty]
+    names: tuple[ServiceAccountNamePattern, ...] | None = None
+    """None means every ServiceAccount in those namespaces."""
+
+
+class Requesters(_Model):
+    """Who a policy applies to; it applies if any one selector matches.
+
+    Identity comes only from spec.username and spec.groups, which the
+    apiserver sets from the authenticated caller.
+    """
+
+    service_accounts: tuple[ServiceAccountSelector, ...] = ()
+    usernames: tuple[Username, ...] = ()
+    groups: tuple[Group, ...] = ()
+
+    @model_validator(mode="after")
+    def _selects_someone(self) -> Requesters:
+        if not (self.service_accounts or self.usernames or self.groups):
+            raise ValueError("selects nobody: list serviceAccounts, usernames or groups")
+        return self
+
+
+class RsaKeys(_Model):
+    algorithm: Literal["RSA"]
+    min_size: int = Field(default=2048, ge=2048)
+    max_size: int | None = Field(default=None, ge=2048)
+    """An upper bound keeps a huge key from costing the signer real CPU."""
+
+
+class EcdsaKeys(_Model):
+    algorithm: Literal["ECDSA"]
+    curves: Annotated[tuple[Literal["P-256", "P-384", "P-521"], ...], NonEmpty]
+
+
+class Ed25519Keys(_Model):
+    algorithm: Literal["Ed25519"]
+
+
+KeyRule = Annotated[RsaKeys | EcdsaKeys | Ed25519Keys, Field(discriminator="algorithm")]
+DEFAULT_KEYS: tuple[KeyRule, ...] = (
+    RsaKeys(algorithm="RSA"),
+    EcdsaKeys(algorithm="ECDSA", curves=("P-256", "P-384")),
+    Ed25519Keys(algorithm="Ed25519"),
+)
+
+
+class SubjectRules(_Model):
+    common_name: Literal["Empty", "EmptyOrDNSName", "DNSName"] = "EmptyOrDNSName"
+    """`EmptyOrDNSName`: no CN, or a CN equal to one of the requested DNS SANs."""
+    organizations: tuple[TextPattern, ...] = ()
+    """Allowed O values; no other subject attribute is ever allowed."""
+
+
+class Allowed(_Model):
+    """What a request may contain; anything not listed is a violation."""
+
+    dns_names: tuple[DnsPattern, ...] = ()
+    ip_ranges: tuple[IpRange, ...] = ()
+    uris: tuple[UriPattern, ...] = ()
+    emails: tuple[EmailPattern, ...] = ()
+    subject: SubjectRules = SubjectRules()
+    usages: tuple[UsageValue, ...] = DEFAULT_USAGES
+    keys: Annotated[tuple[KeyRule, ...], NonEmpty] = DEFAULT_KEYS
+
+    @model_validator(mode="after")
+    def _no_ca_usages(self) -> Allowed:
+        ca = sorted(u.value for u in CA_USAGES.intersection(self.usages))
+        if ca:
+            raise ValueError(f"usages {ca} are for CAs; this signer never issues CA certificates")
+        return self
+
+
+class Required(_Model):
+    """What a request must contain, on top of being allowed."""
+
+    min_dns_names: int = Field(default=0, ge=0)
+    usages: tuple[UsageValue, ...] = ()
+    """Every one of these must be requested."""
+    any_usage_of: tuple[UsageValue, ...] = ()
+    """At least one of these must be requested (e.g. server auth or client auth)."""
+
+
+class Policy(_Model):
+    """One named rule set: which signer, which requesters, what they may request."""
+
+    name: PolicyName
+    description: str = ""
+    signer_names: Annotated[tuple[SignerName, ...], NonEmpty]
+    requesters: Requesters
+    allowed: Allowed = Allowed()
+    required: Required = Required()
+    max_lifetime: Duration | None = None
+    """Longer requests are shortened when signing, never denied for it."""
+
+    @model_validator(mode="after")
+    def _satisfiable(self) -> Policy:
+        """A policy that can approve nothing is a mistake worth failing the load for."""
+        allowed = set(self.allowed.usages)
+        missing = [u.value for u in self.required.usages if u not in allowed]
+        if missing:
+            raise ValueError(f"required.usages {missing} are not in allowed.usages")
+        if self.required.any_usage_of and not allowed.intersection(self.required.any_usage_of):
+            raise ValueError("no usage in required.anyUsageOf is in allowed.usages")
+        if self.required.min_dns_names and not self.allowed.dns_names:
+            raise ValueError("required.minDnsNames needs at least one allowed.dnsNames pattern")
+        if self.allowed.subject.common_name == "DNSName" and not self.allowed.dns_names:
+            raise ValueError("allowed.subject.commonName DNSName needs allowed.dnsNames")
+        return self
+
+
+class SignerSettings(_Model):
+    """Per-signer options, independent of any one policy."""
+
+    name: SignerName
+    when_no_policy_applies: Literal["abstain", "deny"] = "abstain"
+    """`abstain` leaves the CSR Pending for a human; `deny` closes it."""
+
+
+class PolicyDocument(_Model):
+    """One YAML document of a policy file."""
+
+    signers: tuple[SignerSettings, ...] = ()
+    policies: tuple[Policy, ...] = ()

@@ -1,0 +1,117 @@
+"""Pattern syntax and matching: the only way a policy grants names."""
+
+from __future__ import annotations
+
+import pytest
+
+from signer.policy.patterns import Bindings, Pattern, PatternError, PatternKind
+
+DNS, URI, EMAIL, NS = PatternKind.DNS, PatternKind.URI, PatternKind.EMAIL, PatternKind.NAMESPACE
+SA = Bindings(namespace="team-a", serviceaccount="web", cluster_domain="cluster.local")
+USER = Bindings(namespace=None, serviceaccount=None, cluster_domain="cluster.local")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "error"),
+    [
+        pytest.param(
+            "{nmespace}.svc", DNS, "unknown placeholder {nmespace}", id="unknown-placeholder"
+        ),
+        pytest.param("{namespace.svc", DNS, "unbalanced brace", id="unclosed-brace"),
+        pytest.param("namespace}.svc", DNS, "unbalanced brace", id="stray-closing-brace"),
+        pytest.param("", DNS, "empty", id="empty-pattern"),
+        pytest.param("Web.{namespace}", DNS, "lowercase DNS name", id="dns-upper-case"),
+        pytest.param("*.{namespace}.svc", DNS, "wildcards are not supported", id="dns-wildcard"),
+        pytest.param("web.{namespace}.", DNS, "lowercase DNS name", id="dns-trailing-dot"),
+        pytest.param("web..{namespace}", DNS, "lowercase DNS name", id="dns-empty-label"),
+        pytest.param("web_{label}", DNS, "lowercase DNS name", id="dns-underscore"),
+        pytest.param("{namespace}", NS, "unknown placeholder", id="namespace-selector-cannot-bind"),
+        pytest.param("Team-{label}", NS, "namespace name", id="namespace-upper-case"),
+        pytest.param("team.{label}", NS, "namespace name", id="namespace-has-no-dots"),
+        pytest.param("cluster.local/ns/{namespace}", URI, "scheme", id="uri-needs-a-scheme"),
+        pytest.param("spiffe://a b/{namespace}", URI, "no spaces", id="uri-no-spaces"),
+        pytest.param("{serviceaccount}", EMAIL, "local-part@", id="email-needs-at"),
+        pytest.param("a@b@{namespace}.x", EMAIL, "local-part@", id="email-one-at"),
+    ],
+)
+def test_invalid_patterns_are_rejected_at_load_time(
+    text: str, kind: PatternKind, error: str
+) -> None:
+    with pytest.raises(PatternError, match=error.replace("{", r"\{").replace("*", r"\*")):
+        Pattern(text, kind)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value", "bindings", "matches"),
+    [
+        pytest.param("kn-routing", DNS, "kn-routing", USER, True, id="literal-matches-itself"),
+        pytest.param("kn-routing", DNS, "kn-routingx", USER, False, id="literal-is-exact"),
+        pytest.param("a.b", DNS, "axb", USER, False, id="dot-is-literal-not-any-character"),
+        pytest.param("{label}.svc", DNS, "web.svc", USER, True, id="label-matches-one-label"),
+        pytest.param("{label}.svc", DNS, "a.web.svc", USER, False, id="label-matches-no-dot"),
+        pytest.param("{label}.svc", DNS, "Web.svc", USER, False, id="label-is-lowercase"),
+        pytest.param("{label}.svc", DNS, "-web.svc", USER, False, id="label-starts-alnum"),
+        pytest.param("{label}.svc", DNS, "web-.svc", USER, False, id="label-ends-alnum"),
+        pytest.param("{label}.svc", DNS, "a" * 63 + ".svc", USER, True, id="label-63-chars"),
+        pytest.param("{label}.svc", DNS, "a" * 64 + ".svc", USER, False, id="label-max-63"),
+        pytest.param("{label}.svc", DNS, "web.svc\n", USER, False, id="no-trailing-newline"),
+        pytest.param("{namespace}.svc", DNS, "team-a.svc", SA, True, id="namespace-bound"),
+        pytest.param("{namespace}.svc", DNS, "team-b.svc", SA, False, id="namespace-is-exact"),
+        pytest.param("{namespace}.svc", DNS, "team-a.svc", USER, False, id="unbound-no-match"),
+        pytest.param("{namespace}.svc", DNS, "team-a.svc", None, False, id="no-bindings-no-match"),
+        pytest.param(
+            "{serviceaccount}.{clusterDomain}",
+            DNS,
+            "web.cluster.local",
+            SA,
+            True,
+            id="dotted-bound-values-match-exactly",
+        ),
+        pytest.param(
+            "{serviceaccount}.{clusterDomain}",
+            DNS,
+            "web.clusterxlocal",
+            SA,
+            False,
+            id="bound-values-are-escaped",
+        ),
+        pytest.param(
+            "spiffe://{clusterDomain}/ns/{namespace}/sa/{serviceaccount}",
+            URI,
+            "spiffe://cluster.local/ns/team-a/sa/web",
+            SA,
+            True,
+            id="spiffe-id-of-the-requester",
+        ),
+        pytest.param(
+            "spiffe://{clusterDomain}/ns/{namespace}/sa/{serviceaccount}",
+            URI,
+            "spiffe://cluster.local/ns/team-a/sa/web/",
+            SA,
+            False,
+            id="spiffe-id-is-exact",
+        ),
+        pytest.param(
+            "{serviceaccount}@{namespace}.example.com",
+            EMAIL,
+            "web@team-a.example.com",
+            SA,
+            True,
+            id="email-of-the-requester",
+        ),
+        pytest.param("team-{label}", NS, "team-a", None, True, id="namespace-selector-pattern"),
+        pytest.param("team-{label}", NS, "team-", None, False, id="namespace-selector-needs-label"),
+    ],
+)
+def test_pattern_matching(
+    text: str, kind: PatternKind, value: str, bindings: Bindings | None, matches: bool
+) -> None:
+    assert Pattern(text, kind).matches(value, bindings) is matches
+
+
+def test_bound_pattern_cache_is_keyed_by_the_values_it_uses() -> None:
+    pattern = Pattern("{label}.{namespace}.svc", DNS)
+    for ns in ("a", "b", "a"):
+        bindings = Bindings(namespace=ns, serviceaccount="x", cluster_domain="cluster.local")
+        assert pattern.matches(f"web.{ns}.svc", bindings)
+        assert not pattern.matches("web.c.svc", bindings)

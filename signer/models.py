@@ -191,3 +191,16 @@ class Decision:
     @property
     def message(self) -> str:
         return "; ".join(self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The signer will not issue for this request: a value, never an exception.
+
+    The controller turns it into a `Failed` condition (`reason` is the
+    condition's CamelCase reason, `message` its human-readable message), the
+    CLI into a one-line error. The message never contains key material.
+    """
+
+    reason: str
+    message: str

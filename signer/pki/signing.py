@@ -1,0 +1,249 @@
+"""Issue a leaf certificate for a verified CSR. Pure; the clock is an argument.
+
+The certificate is shaped the way kube-controller-manager's signers shape it
+(`PermissiveSigningPolicy` in k8s.io/kubernetes
+pkg/controller/certificates/authority), so clients that work with the
+built-in signers work with ours:
+
+- NotBefore = now - 5 minutes, for clocks that run behind ours.
+- Lifetime = spec.expirationSeconds, or the configured default, clamped to
+  [10 minutes, configured maximum]: the signer may shorten a request, never
+  lengthen it. NotAfter = now + lifetime - 5 minutes, so the validity window
+  is exactly the lifetime; a short-lived certificate (under 8 hours) is not
+  docked the backdate (NotAfter = now + lifetime), else a 10-minute
+  certificate would be usable for 5.
+- NotAfter never passes the CA's (the earliest NotAfter along its chain): a
+  leaf cannot be trusted longer than its issuers. An expired CA refuses.
+- Random serial of 159 bits (kube-controller-manager uses 128; RFC 5280 wants
+  at least 64 bits of entropy against chosen-prefix collisions).
+- Subject and DNS/IP/URI/email SANs are copied; every other requested
+  extension is dropped, so BasicConstraints CA:TRUE in a request still gets a
+  leaf: we always write BasicConstraints CA:FALSE, critical.
+- spec.usages -> KeyUsage / ExtendedKeyUsage (`signer.pki.usages`).
+- SubjectKeyIdentifier of the leaf key; AuthorityKeyIdentifier of the CA.
+- Hash chosen by the CA key (see `CaBundle.hash_algorithm`).
+
+Every reason not to sign is a `Refusal` value (the controller turns it into a
+`Failed` condition); nothing raises to the caller for a bad request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtensionOID
+
+from signer.models import CsrView, Refusal
+from signer.pki.ca import CaBundle
+from signer.pki.usages import MappedUsages, map_usages
+
+BACKDATE = timedelta(minutes=5)
+SHORT_LIVED = timedelta(hours=8)
+"""Below this lifetime the backdate is not taken off NotAfter (as kube does)."""
+MIN_DURATION = timedelta(minutes=10)
+"""Twice the backdate: the apiserver's own floor for spec.expirationSeconds."""
+
+_LEAF_CONSTRAINTS = x509.Extension(
+    ExtensionOID.BASIC_CONSTRAINTS, True, x509.BasicConstraints(ca=False, path_length=None)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningLimits:
+    """Configured lifetimes. A nonsensical configuration fails at construction."""
+
+    max_duration: timedelta
+    default_duration: timedelta
+    """Used when the CSR has no spec.expirationSeconds (still capped by the max)."""
+    min_duration: ClassVar[timedelta] = MIN_DURATION
+
+    def __post_init__(self) -> None:
+        if self.max_duration < MIN_DURATION:
+            raise ValueError(f"max_duration must be at least {MIN_DURATION}")
+        if self.default_duration <= timedelta(0):
+            raise ValueError("default_duration must be positive")
+
+    def lifetime(self, requested_seconds: int | None) -> timedelta:
+        """The lifetime to issue: requested or default, within [min, max]."""
+        wanted = (
+            self.default_duration
+            if requested_seconds is None
+            else timedelta(seconds=requested_seconds)
+        )
+        return max(MIN_DURATION, min(wanted, self.max_duration))
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A signed leaf: `certificate_pem` goes into status.certificate as is."""
+
+    certificate_pem: bytes
+    """The leaf, then every non-root CA certificate up its chain (`CaBundle.chain_pem`)."""
+    serial_number: int
+    not_before: datetime
+    not_after: datetime
+    cut_to_ca: bool
+    """NotAfter was shortened to the CA's NotAfter (worth a log line: rotate the CA)."""
+    certificate: x509.Certificate = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    usages: MappedUsages
+    not_before: datetime
+    not_after: datetime
+    cut_to_ca: bool
+
+
+def check_signable(
+    csr: CsrView,
+    ca: CaBundle,
+    *,
+    usages: Sequence[str],
+    now: datetime,
+    requested_seconds: int | None,
+    limits: SigningLimits,
+) -> Refusal | None:
+    """Would `issue` sign this? None if so, else the Refusal it would return.
+
+    For the controller to re-check a CSR (e.g. one a human approved) before
+    it commits to signing; `issue` runs the same checks itself.
+    """
+    plan = _plan(
+        csr, ca, usages=usages, now=now, requested_seconds=requested_seconds, limits=limits
+    )
+    return plan if isinstance(plan, Refusal) else None
+
+
+def issue(
+    csr: CsrView,
+    ca: CaBundle,
+    *,
+    usages: Sequence[str],
+    now: datetime,
+    requested_seconds: int | None,
+    limits: SigningLimits,
+) -> Issued | Refusal:
+    """Sign `csr` with `ca`, or say why not. Never raises for a bad request."""
+    plan = _plan(
+        csr, ca, usages=usages, now=now, requested_seconds=requested_seconds, limits=limits
+    )
+    if isinstance(plan, Refusal):
+        return plan
+    request = csr.csr
+    try:
+        public_key = request.public_key()
+        extensions = [
+            _LEAF_CONSTRAINTS,
+            *_usage_extensions(plan.usages),
+            *_san_extensions(csr),
+            x509.Extension(
+                ExtensionOID.SUBJECT_KEY_IDENTIFIER,
+                False,
+                x509.SubjectKeyIdentifier.from_public_key(public_key),
+            ),
+            x509.Extension(
+                ExtensionOID.AUTHORITY_KEY_IDENTIFIER, False, ca.authority_key_identifier
+            ),
+        ]
+        serial = x509.random_serial_number()
+        cert = x509.CertificateBuilder(
+            issuer_name=ca.subject,
+            subject_name=request.subject,
+            public_key=public_key,
+            serial_number=serial,
+            not_valid_before=plan.not_before,
+            not_valid_after=plan.not_after,
+            extensions=extensions,
+        ).sign(ca.key, ca.hash_algorithm)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        return Refusal(reason="SigningFailed", message=f"cannot sign the request: {exc}")
+    return Issued(
+        certificate_pem=cert.public_bytes(serialization.Encoding.PEM) + ca.chain_pem,
+        serial_number=serial,
+        not_before=plan.not_before,
+        not_after=plan.not_after,
+        cut_to_ca=plan.cut_to_ca,
+        certificate=cert,
+    )
+
+
+def _plan(
+    csr: CsrView,
+    ca: CaBundle,
+    *,
+    usages: Sequence[str],
+    now: datetime,
+    requested_seconds: int | None,
+    limits: SigningLimits,
+) -> _Plan | Refusal:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    # X.509 times have whole seconds; truncate first so what we report is
+    # exactly what the certificate says.
+    now = now.replace(microsecond=0)
+    if now >= ca.not_after:
+        return Refusal(
+            reason="CAExpired",
+            message=f"the signing CA {ca.identity} expired at {ca.not_after.isoformat()}",
+        )
+    if now < ca.not_before:
+        return Refusal(
+            reason="CANotYetValid",
+            message=f"the signing CA {ca.identity} is not valid before {ca.not_before.isoformat()}",
+        )
+    if csr.key.algorithm == "unknown":
+        return Refusal(
+            reason="UnsupportedKey", message="the request's public key type is unsupported"
+        )
+    if not csr.subject and not (csr.dns_names or csr.ip_addresses or csr.uris or csr.emails):
+        return Refusal(
+            reason="NoIdentity",
+            message="the request has neither a subject nor DNS, IP, URI or email SANs",
+        )
+    mapped = map_usages(usages)
+    if isinstance(mapped, Refusal):
+        return mapped
+    lifetime = limits.lifetime(requested_seconds)
+    not_before = now - BACKDATE
+    not_after = now + lifetime if lifetime < SHORT_LIVED else not_before + lifetime
+    cut = not_after > ca.not_after
+    return _Plan(
+        usages=mapped,
+        not_before=not_before,
+        not_after=ca.not_after if cut else not_after,
+        cut_to_ca=cut,
+    )
+
+
+def _usage_extensions(mapped: MappedUsages) -> list[x509.Extension[x509.ExtensionType]]:
+    out: list[x509.Extension[x509.ExtensionType]] = []
+    if mapped.key_usage is not None:
+        out.append(x509.Extension(ExtensionOID.KEY_USAGE, True, mapped.key_usage))
+    if mapped.extended_key_usage is not None:
+        out.append(
+            x509.Extension(ExtensionOID.EXTENDED_KEY_USAGE, False, mapped.extended_key_usage)
+        )
+    return out
+
+
+def _san_extensions(csr: CsrView) -> list[x509.Extension[x509.ExtensionType]]:
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in csr.dns_names]
+    names += [x509.IPAddress(ip) for ip in csr.ip_addresses]
+    names += [x509.UniformResourceIdentifier(u) for u in csr.uris]
+    names += [x509.RFC822Name(e) for e in csr.emails]
+    if not names:
+        return []
+    # RFC 5280 4.2.1.6: SubjectAltName is critical when the subject is empty.
+    critical = not csr.subject
+    return [
+        x509.Extension(
+            ExtensionOID.SUBJECT_ALTERNATIVE_NAME, critical, x509.SubjectAlternativeName(names)
+        )
+    ]

@@ -1,0 +1,1 @@
+"""Unit tests for signer.pki: CA handling, usages, issuance."""

@@ -1,0 +1,351 @@
+"""Metrics and traces, with every metric and label value written down and bounded.
+
+A `Telemetry` owns its own OpenTelemetry `MeterProvider`, a private
+`prometheus_client.CollectorRegistry` that the Prometheus reader exports into,
+and its own `TracerProvider`. Nothing is installed globally, so tests can build
+as many instances as they like and each `render()` shows only its own numbers.
+
+Label values are bounded (ARCHITECTURE principle 12): a label never carries a
+CSR name, a requester or anything else a client controls. Values outside the
+documented set are folded into an overflow value rather than raising, because
+metrics must never break reconciliation.
+
+Metrics (Prometheus names; also in docs/metrics.md):
+
+``csr_signer_decisions_total{signer, outcome, policy}`` counter
+    Policy decisions made. ``outcome``: ``approve``, ``deny``, ``abstain``
+    (``other`` for anything else). ``policy``: the deciding policy's name, ``""``
+    when no policy decided (abstain), ``other`` once more than
+    `MAX_POLICY_LABELS` distinct names have been seen (policy names come from
+    the operator's policy files, so the set is bounded by configuration).
+``csr_signer_certificates_issued_total{signer}`` counter
+    Certificates written to status.certificate.
+``csr_signer_signing_failures_total{signer, reason}`` counter
+    CSRs marked Failed. ``reason``: one of `SIGNING_FAILURE_REASONS` (the
+    CamelCase condition reasons), ``Other`` for anything else.
+``csr_signer_issue_latency_seconds{signer}`` histogram
+    CSR creationTimestamp to certificate issued. Buckets `LATENCY_BUCKETS`
+    (10 ms .. 10 min); a CSR that waited for a human approval lands in +Inf.
+``csr_signer_queue_depth`` gauge
+    CSR keys waiting in the work queue.
+``csr_signer_api_errors_total{kind, verb}`` counter
+    Failed Kubernetes API calls. ``kind``: one of `API_ERROR_KINDS` (the
+    ``kind`` of `signer.kube.errors.ApiError`), else ``other``. ``verb``: one
+    of `API_VERBS`, else ``other``.
+``csr_signer_ca_not_after_timestamp_seconds`` gauge
+    NotAfter of the serving CA certificate, as a Unix time; absent until a CA
+    has been loaded. Alert on ``... - time() < 30 * 86400``.
+``csr_signer_policy_reloads_total{result}`` counter
+    Policy (re)loads. ``result``: ``success``, ``failure``.
+``csr_signer_policies_valid`` gauge
+    1 when the last policy load succeeded, 0 when it failed; absent before
+    the first load.
+``csr_signer_leader`` gauge
+    1 while this process holds the leader Lease (or runs without leader
+    election), else 0.
+
+``signer`` is always one of the configured signer names given to `create()`,
+or ``other``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Final
+from urllib.parse import urlsplit, urlunsplit
+
+from opentelemetry import trace
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from prometheus_client import CollectorRegistry, generate_latest
+
+from signer import __version__
+from signer.models import Outcome
+
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+"""`generate_latest` writes the classic text format, which every Prometheus reads."""
+
+OTHER: Final = "other"
+OUTCOMES: Final = frozenset(o.value for o in Outcome)
+SIGNING_FAILURE_REASONS: Final = frozenset(
+    {
+        "InvalidRequest",  # spec.request unreadable, not PKCS#10, bad self-signature
+        "UnknownUsage",
+        "ForbiddenUsage",
+        "InvalidUsage",
+        "UnsupportedKey",
+        "NoIdentity",
+        "CAUnavailable",  # no usable CA loaded (Secret missing or invalid)
+        "CAExpired",
+        "CANotYetValid",
+        "SigningFailed",
+    }
+)
+OTHER_REASON: Final = "Other"
+API_ERROR_KINDS: Final = frozenset(
+    {
+        "not_found",
+        "conflict",
+        "gone",
+        "forbidden",
+        "invalid",
+        "server",
+        "timeout",
+        "transport",
+        OTHER,
+    }
+)
+API_VERBS: Final = frozenset({"get", "list", "watch", "create", "update", "patch", "delete"})
+RELOAD_RESULTS: Final = ("success", "failure")
+LATENCY_BUCKETS: Final = (
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+)
+MAX_POLICY_LABELS: Final = 100
+"""Guard against a policy directory that churns names: past this, ``policy="other"``."""
+
+_SCOPE = "signer"
+
+
+def _bounded(value: str, allowed: Iterable[str], overflow: str = OTHER) -> str:
+    return value if value in allowed else overflow
+
+
+def _traces_url(endpoint: str) -> str:
+    """An endpoint given without a path gets OTLP/HTTP's ``/v1/traces``.
+
+    The exporter uses an explicitly passed endpoint verbatim (it appends the
+    path only to the OTEL_EXPORTER_OTLP_ENDPOINT variable), and operators
+    usually configure the collector's base URL.
+    """
+    parts = urlsplit(endpoint)
+    if parts.path in ("", "/"):
+        parts = parts._replace(path="/v1/traces")
+    return urlunsplit(parts)
+
+
+class Telemetry:
+    """The controller's meters and tracer; build one with `Telemetry.create()`."""
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry,
+        meter_provider: MeterProvider,
+        tracer_provider: TracerProvider | None,
+        signer_names: Sequence[str],
+    ) -> None:
+        """Wire instruments onto providers built by `create()` (use that instead)."""
+        self._registry = registry
+        self._meter_provider = meter_provider
+        self._tracer_provider = tracer_provider
+        self._signers = frozenset(signer_names)
+        self._policies: set[str] = set()
+        self._closed = False
+        self._tracer: trace.Tracer = (
+            tracer_provider.get_tracer(_SCOPE, __version__)
+            if tracer_provider is not None
+            else trace.NoOpTracer()
+        )
+
+        meter = meter_provider.get_meter(_SCOPE, __version__)
+        self._decisions = meter.create_counter(
+            "csr_signer_decisions", description="Policy decisions made, by outcome and policy."
+        )
+        self._issued = meter.create_counter(
+            "csr_signer_certificates_issued",
+            description="Certificates written to status.certificate.",
+        )
+        self._signing_failures = meter.create_counter(
+            "csr_signer_signing_failures", description="CSRs marked Failed, by condition reason."
+        )
+        self._latency = meter.create_histogram(
+            "csr_signer_issue_latency_seconds",
+            unit="s",
+            description="Seconds from CSR creation to certificate issued.",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
+        )
+        self._queue_depth = meter.create_gauge(
+            "csr_signer_queue_depth", description="CSR keys waiting in the work queue."
+        )
+        self._api_errors = meter.create_counter(
+            "csr_signer_api_errors", description="Failed Kubernetes API calls, by kind and verb."
+        )
+        self._ca_not_after = meter.create_gauge(
+            "csr_signer_ca_not_after_timestamp_seconds",
+            unit="s",
+            description="NotAfter of the serving CA certificate (Unix time).",
+        )
+        self._policy_reloads = meter.create_counter(
+            "csr_signer_policy_reloads", description="Policy (re)loads, by result."
+        )
+        self._policies_valid = meter.create_gauge(
+            "csr_signer_policies_valid", description="1 if the last policy load succeeded."
+        )
+        self._leader = meter.create_gauge(
+            "csr_signer_leader", description="1 while this process is the leader."
+        )
+
+        # Start known series at zero, so rate() and absent() work from the first scrape.
+        for signer in signer_names:
+            self._issued.add(0, {"signer": signer})
+        for result in RELOAD_RESULTS:
+            self._policy_reloads.add(0, {"result": result})
+        self.set_queue_depth(0)
+        self.set_leader(False)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        signer_names: Iterable[str] = (),
+        otlp_endpoint: str | None = None,
+        service_name: str = "csr-signer",
+        span_exporter: SpanExporter | None = None,
+    ) -> Telemetry:
+        """Build providers that belong to this instance only.
+
+        `signer_names` are the allowed values of the ``signer`` label.
+        `otlp_endpoint` turns on trace export over OTLP/HTTP (batched, off the
+        event loop's thread); `span_exporter` is a seam for tests (spans are
+        exported synchronously). With neither, the tracer is OpenTelemetry's
+        no-op tracer, so instrumented code costs next to nothing.
+
+        The resource is built explicitly, not with `Resource.create()`, which
+        would read OTEL_* variables: configuration comes from `signer.config`.
+        """
+        resource = Resource({SERVICE_NAME: service_name, "service.version": __version__})
+        registry = CollectorRegistry(auto_describe=False)
+        reader = PrometheusMetricReader(
+            disable_target_info=True, scope_info_enabled=False, registry=registry
+        )
+        meter_provider = MeterProvider(
+            metric_readers=[reader], resource=resource, shutdown_on_exit=False
+        )
+        processors: list[SpanProcessor] = []
+        if otlp_endpoint is not None:
+            # Imported only when used: it pulls in requests and protobuf.
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+                OTLPSpanExporter,
+            )
+
+            exporter = OTLPSpanExporter(endpoint=_traces_url(otlp_endpoint))
+            processors.append(BatchSpanProcessor(exporter))
+        if span_exporter is not None:
+            processors.append(SimpleSpanProcessor(span_exporter))
+        tracer_provider = None
+        if processors:
+            tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+            for processor in processors:
+                tracer_provider.add_span_processor(processor)
+        return cls(
+            registry=registry,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
+            signer_names=tuple(dict.fromkeys(signer_names)),
+        )
+
+    # -- recording ---------------------------------------------------------------
+
+    def _signer(self, signer: str) -> str:
+        return _bounded(signer, self._signers)
+
+    def _policy(self, policy: str | None) -> str:
+        if not policy:
+            return ""
+        if policy not in self._policies and len(self._policies) < MAX_POLICY_LABELS:
+            self._policies.add(policy)
+        return _bounded(policy, self._policies)
+
+    def decision(self, signer: str, outcome: Outcome, policy: str | None) -> None:
+        """Count one policy decision; `policy` is None (or "") when none decided."""
+        self._decisions.add(
+            1,
+            {
+                "signer": self._signer(signer),
+                "outcome": _bounded(str(outcome), OUTCOMES),
+                "policy": self._policy(policy),
+            },
+        )
+
+    def issued(self, signer: str) -> None:
+        """Count one certificate written to status.certificate."""
+        self._issued.add(1, {"signer": self._signer(signer)})
+
+    def signing_failed(self, signer: str, reason: str) -> None:
+        """Count one CSR marked Failed; `reason` is its condition reason."""
+        self._signing_failures.add(
+            1,
+            {
+                "signer": self._signer(signer),
+                "reason": _bounded(reason, SIGNING_FAILURE_REASONS, OTHER_REASON),
+            },
+        )
+
+    def observe_latency(self, signer: str, seconds: float) -> None:
+        """Record creation-to-issued time; negative values (clock skew) count as 0."""
+        self._latency.record(max(0.0, seconds), {"signer": self._signer(signer)})
+
+    def set_queue_depth(self, depth: int) -> None:
+        self._queue_depth.set(depth)
+
+    def api_error(self, kind: str, verb: str) -> None:
+        """Count one failed API call; `kind` is `signer.kube.errors.ApiError.kind`."""
+        self._api_errors.add(
+            1, {"kind": _bounded(kind, API_ERROR_KINDS), "verb": _bounded(verb, API_VERBS)}
+        )
+
+    def set_ca_not_after(self, unix_seconds: float) -> None:
+        self._ca_not_after.set(unix_seconds)
+
+    def policy_reload(self, ok: bool) -> None:
+        """Count one policy load attempt and publish whether policies are now valid."""
+        self._policy_reloads.add(1, {"result": "success" if ok else "failure"})
+        self._policies_valid.set(1 if ok else 0)
+
+    def set_leader(self, leader: bool) -> None:
+        self._leader.set(1 if leader else 0)
+
+    # -- export ----------------------------------------------------------------
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        """This instance's tracer; spans go to the configured exporters, if any."""
+        return self._tracer
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition of this instance's metrics, and its content type."""
+        return generate_latest(self._registry), CONTENT_TYPE
+
+    def shutdown(self) -> None:
+        """Flush spans, detach the Prometheus collector. Safe to call twice.
+
+        Blocking: with an OTLP endpoint it may wait for the exporter's timeout
+        while flushing, so async code should call it via `asyncio.to_thread`.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._meter_provider.shutdown()
+        if self._tracer_provider is not None:
+            self._tracer_provider.shutdown()

@@ -1,0 +1,309 @@
+"""Telemetry: every documented metric renders, label values stay bounded, instances are private."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from signer import telemetry as telemetry_module
+from signer.models import Outcome
+from signer.telemetry import CONTENT_TYPE, MAX_POLICY_LABELS, Telemetry
+
+SIGNER = "csr-signer.dev/cluster-local"
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    instance = Telemetry.create(signer_names=[SIGNER])
+    yield instance
+    instance.shutdown()
+
+
+def samples(telemetry: Telemetry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Parse render() back: (sample name, labels) -> value."""
+    body, _ = telemetry.render()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def value(telemetry: Telemetry, name: str, **labels: str) -> float | None:
+    return samples(telemetry).get((name, frozenset(labels.items())))
+
+
+Use = Callable[[Telemetry], None]
+
+
+@pytest.mark.parametrize(
+    ("use", "name", "labels", "expected"),
+    [
+        pytest.param(
+            lambda t: t.decision(SIGNER, Outcome.APPROVE, "knative-internal"),
+            "csr_signer_decisions_total",
+            {"signer": SIGNER, "outcome": "approve", "policy": "knative-internal"},
+            1.0,
+            id="decision-counts-outcome-and-policy",
+        ),
+        pytest.param(
+            lambda t: t.decision(SIGNER, Outcome.ABSTAIN, None),
+            "csr_signer_decisions_total",
+            {"signer": SIGNER, "outcome": "abstain", "policy": ""},
+            1.0,
+            id="decision-without-policy-has-empty-policy-label",
+        ),
+        pytest.param(
+            lambda t: t.issued(SIGNER),
+            "csr_signer_certificates_issued_total",
+            {"signer": SIGNER},
+            1.0,
+            id="issued",
+        ),
+        pytest.param(
+            lambda t: t.signing_failed(SIGNER, "CAExpired"),
+            "csr_signer_signing_failures_total",
+            {"signer": SIGNER, "reason": "CAExpired"},
+            1.0,
+            id="signing-failure-by-reason",
+        ),
+        pytest.param(
+            lambda t: t.signing_failed(SIGNER, "the CA said no: csr-abc"),
+            "csr_signer_signing_failures_total",
+            {"signer": SIGNER, "reason": "Other"},
+            1.0,
+            id="unknown-failure-reason-becomes-Other",
+        ),
+        pytest.param(
+            lambda t: t.observe_latency(SIGNER, 0.3),
+            "csr_signer_issue_latency_seconds_bucket",
+            {"signer": SIGNER, "le": "0.5"},
+            1.0,
+            id="latency-lands-in-its-bucket",
+        ),
+        pytest.param(
+            lambda t: t.observe_latency(SIGNER, 0.3),
+            "csr_signer_issue_latency_seconds_bucket",
+            {"signer": SIGNER, "le": "0.25"},
+            0.0,
+            id="latency-not-in-smaller-bucket",
+        ),
+        pytest.param(
+            lambda t: t.observe_latency(SIGNER, 3600),
+            "csr_signer_issue_latency_seconds_bucket",
+            {"signer": SIGNER, "le": "600.0"},
+            0.0,
+            id="latency-over-10-minutes-only-in-inf",
+        ),
+        pytest.param(
+            lambda t: t.observe_latency(SIGNER, -5),
+            "csr_signer_issue_latency_seconds_sum",
+            {"signer": SIGNER},
+            0.0,
+            id="negative-latency-from-clock-skew-counts-as-zero",
+        ),
+        pytest.param(
+            lambda t: t.set_queue_depth(7), "csr_signer_queue_depth", {}, 7.0, id="queue-depth"
+        ),
+        pytest.param(
+            lambda t: t.api_error("conflict", "update"),
+            "csr_signer_api_errors_total",
+            {"kind": "conflict", "verb": "update"},
+            1.0,
+            id="api-error-by-kind-and-verb",
+        ),
+        pytest.param(
+            lambda t: t.api_error("teapot", "frobnicate"),
+            "csr_signer_api_errors_total",
+            {"kind": "other", "verb": "other"},
+            1.0,
+            id="unknown-api-error-kind-and-verb-become-other",
+        ),
+        pytest.param(
+            lambda t: t.set_ca_not_after(1_900_000_000),
+            "csr_signer_ca_not_after_timestamp_seconds",
+            {},
+            1_900_000_000.0,
+            id="ca-not-after",
+        ),
+        pytest.param(
+            lambda t: t.policy_reload(ok=True),
+            "csr_signer_policy_reloads_total",
+            {"result": "success"},
+            1.0,
+            id="policy-reload-success",
+        ),
+        pytest.param(
+            lambda t: t.policy_reload(ok=False),
+            "csr_signer_policy_reloads_total",
+            {"result": "failure"},
+            1.0,
+            id="policy-reload-failure",
+        ),
+        pytest.param(
+            lambda t: t.policy_reload(ok=False),
+            "csr_signer_policies_valid",
+            {},
+            0.0,
+            id="failed-reload-marks-policies-invalid",
+        ),
+        pytest.param(
+            lambda t: t.policy_reload(ok=True),
+            "csr_signer_policies_valid",
+            {},
+            1.0,
+            id="good-reload-marks-policies-valid",
+        ),
+        pytest.param(lambda t: t.set_leader(True), "csr_signer_leader", {}, 1.0, id="leader-gauge"),
+    ],
+)
+def test_each_metric_renders_after_use(
+    telemetry: Telemetry, use: Use, name: str, labels: dict[str, str], expected: float
+) -> None:
+    use(telemetry)
+    assert value(telemetry, name, **labels) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "labels", "expected"),
+    [
+        pytest.param(
+            "csr_signer_certificates_issued_total",
+            {"signer": SIGNER},
+            0.0,
+            id="issued-starts-at-zero-per-configured-signer",
+        ),
+        pytest.param(
+            "csr_signer_policy_reloads_total",
+            {"result": "failure"},
+            0.0,
+            id="reload-failures-start-at-zero",
+        ),
+        pytest.param("csr_signer_queue_depth", {}, 0.0, id="queue-starts-empty"),
+        pytest.param("csr_signer_leader", {}, 0.0, id="not-leader-until-told"),
+    ],
+)
+def test_series_exist_before_first_event(
+    telemetry: Telemetry, name: str, labels: dict[str, str], expected: float
+) -> None:
+    """So rate() and alerts on absence work from the first scrape."""
+    assert value(telemetry, name, **labels) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("csr_signer_ca_not_after_timestamp_seconds", id="ca-expiry-unknown"),
+        pytest.param("csr_signer_policies_valid", id="policy-validity-unknown"),
+    ],
+)
+def test_unknown_state_is_absent_rather_than_zero(telemetry: Telemetry, name: str) -> None:
+    """A 0 would read as "CA expired in 1970" or "policies invalid"."""
+    assert all(sample_name != name for sample_name, _ in samples(telemetry))
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        pytest.param(lambda t: t.issued("attacker.example/x"), id="issued"),
+        pytest.param(lambda t: t.decision("x.y/z", Outcome.DENY, "p"), id="decision"),
+        pytest.param(lambda t: t.signing_failed("x.y/z", "CAExpired"), id="signing-failed"),
+        pytest.param(lambda t: t.observe_latency("x.y/z", 1), id="latency"),
+    ],
+)
+def test_unconfigured_signer_becomes_other(telemetry: Telemetry, use: Use) -> None:
+    use(telemetry)
+    signers = {dict(labels).get("signer") for _, labels in samples(telemetry)} - {None}
+    assert signers <= {SIGNER, "other"}
+    assert "other" in signers
+
+
+def test_policy_label_values_are_capped(telemetry: Telemetry) -> None:
+    for index in range(MAX_POLICY_LABELS + 5):
+        telemetry.decision(SIGNER, Outcome.APPROVE, f"policy-{index}")
+    policies = {
+        dict(labels)["policy"]
+        for name, labels in samples(telemetry)
+        if name == "csr_signer_decisions_total"
+    }
+    assert len(policies) == MAX_POLICY_LABELS + 1
+    assert "other" in policies
+
+
+def test_every_metric_is_documented_in_the_module_docstring(telemetry: Telemetry) -> None:
+    telemetry.set_ca_not_after(1)
+    telemetry.policy_reload(ok=True)
+    telemetry.decision(SIGNER, Outcome.APPROVE, None)
+    telemetry.signing_failed(SIGNER, "CAExpired")
+    telemetry.observe_latency(SIGNER, 1)
+    telemetry.api_error("gone", "watch")
+    body, _ = telemetry.render()
+    families = set(re.findall(r"^# TYPE (\S+)", body.decode(), flags=re.MULTILINE))
+    assert len(families) == 10
+    doc = telemetry_module.__doc__ or ""
+    for family in families:
+        assert f"``{family}" in doc
+
+
+def test_render_returns_prometheus_text(telemetry: Telemetry) -> None:
+    body, content_type = telemetry.render()
+    assert content_type == CONTENT_TYPE
+    assert content_type.startswith("text/plain; version=0.0.4")
+    assert b"# TYPE csr_signer_leader gauge" in body
+
+
+def test_two_instances_do_not_share_numbers_or_the_global_registry() -> None:
+    first = Telemetry.create(signer_names=[SIGNER])
+    second = Telemetry.create(signer_names=[SIGNER])
+    try:
+        first.issued(SIGNER)
+        first.issued(SIGNER)
+        second.issued(SIGNER)
+        assert value(first, "csr_signer_certificates_issued_total", signer=SIGNER) == 2.0
+        assert value(second, "csr_signer_certificates_issued_total", signer=SIGNER) == 1.0
+        assert (
+            REGISTRY.get_sample_value("csr_signer_certificates_issued_total", {"signer": SIGNER})
+            is None
+        )
+    finally:
+        first.shutdown()
+        second.shutdown()
+
+
+def test_shutdown_is_idempotent_and_empties_the_exposition() -> None:
+    instance = Telemetry.create(signer_names=[SIGNER])
+    instance.shutdown()
+    instance.shutdown()
+    assert instance.render()[0] == b""
+
+
+class ListExporter(SpanExporter):
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans.extend(spans)
+        return SpanExportResult.SUCCESS
+
+
+def test_spans_reach_an_injected_exporter() -> None:
+    exporter = ListExporter()
+    instance = Telemetry.create(signer_names=[SIGNER], span_exporter=exporter)
+    try:
+        with instance.tracer.start_as_current_span("reconcile") as span:
+            span.set_attribute("csr.signer", SIGNER)
+        assert [s.name for s in exporter.spans] == ["reconcile"]
+        assert exporter.spans[0].resource.attributes["service.name"] == "csr-signer"
+    finally:
+        instance.shutdown()
+
+
+def test_without_an_exporter_spans_are_not_recorded(telemetry: Telemetry) -> None:
+    with telemetry.tracer.start_as_current_span("reconcile") as span:
+        assert not span.is_recording()

@@ -1,0 +1,160 @@
+"""List, then watch from the list's resourceVersion (after kopf's watching).
+
+The infinite loop stays trivial; the finite parts (one list, one watch
+stream) are separate functions that tests drive. Rules:
+- a watch resumes from the last resourceVersion seen (events and bookmarks);
+- 410 Gone (in the response or as an ERROR event) means relist: the cache is
+  replaced by a fresh list, never "drop the resourceVersion and hope";
+- other ERROR events raise; unknown event types are logged and skipped;
+- transport and server errors back off exponentially, then relist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from signer.kube.csrs import read_json
+from signer.kube.errors import ApiError, Gone, classify
+
+log = logging.getLogger(__name__)
+
+ListFn = Callable[..., Awaitable[Any]]
+"""A generated `list_*` method of kubernetes_asyncio (called with _preload_content=False)."""
+
+PAGE_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Handlers:
+    on_list: Callable[[list[dict[str, Any]]], None]
+    """A complete, fresh list of the objects (replaces whatever was known)."""
+    on_event: Callable[[str, dict[str, Any]], None]
+    """ADDED / MODIFIED / DELETED with the object."""
+    on_error: Callable[[ApiError], None] = lambda _e: None
+
+
+async def list_all(list_fn: ListFn, **selectors: Any) -> tuple[list[dict[str, Any]], str]:
+    """Every object, paginated; returns (items, resourceVersion of the list)."""
+    items: list[dict[str, Any]] = []
+    token: str | None = None
+    resource_version = ""
+    while True:
+        kwargs: dict[str, Any] = {"limit": PAGE_SIZE, **selectors}
+        if token:
+            kwargs["_continue"] = token
+        page = await read_json(list_fn(_preload_content=False, **kwargs))
+        items.extend(page.get("items") or [])
+        metadata = page.get("metadata") or {}
+        resource_version = resource_version or str(metadata.get("resourceVersion", ""))
+        token = metadata.get("continue")
+        if not token:
+            return items, resource_version
+
+
+async def watch_once(
+    list_fn: ListFn,
+    resource_version: str,
+    on_event: Callable[[str, dict[str, Any]], None],
+    *,
+    timeout_seconds: int,
+    **selectors: Any,
+) -> str:
+    """One watch request until the server ends it; returns the last resourceVersion.
+
+    Raises `Gone` when the resourceVersion is too old (relist), `ApiError` on
+    any other ERROR event or failed request.
+    """
+    try:
+        response = await list_fn(
+            watch=True,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout_seconds,
+            _preload_content=False,
+            _request_timeout=timeout_seconds + 30,
+            **selectors,
+        )
+    except Exception as exc:
+        raise classify(exc) from exc
+    try:
+        async for line in response.content:
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            kind = event.get("type")
+            obj = event.get("object") or {}
+            if kind == "ERROR":
+                code = obj.get("code")
+                message = f"watch error {code}: {obj.get('message', '')}"
+                if code == 410:
+                    raise Gone(message, 410)
+                raise ApiError(message, code)
+            rv = (obj.get("metadata") or {}).get("resourceVersion")
+            if kind == "BOOKMARK":
+                resource_version = rv or resource_version
+                continue
+            if kind not in ("ADDED", "MODIFIED", "DELETED"):
+                log.warning("skipping unknown watch event type %r", kind)
+                continue
+            on_event(kind, obj)
+            resource_version = rv or resource_version
+    except TimeoutError:
+        pass  # the client-side deadline: resume from where we are
+    except ApiError:
+        raise
+    except Exception as exc:
+        raise classify(exc) from exc
+    finally:
+        response.release()
+    return resource_version
+
+
+class Backoff:
+    def __init__(self, base: float = 0.5, cap: float = 30.0) -> None:
+        self._base, self._cap, self._attempt = base, cap, 0
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+    def next(self) -> float:
+        delay: float = min(self._cap, self._base * float(2**self._attempt))
+        self._attempt += 1
+        return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
+
+
+async def list_and_watch(
+    list_fn: ListFn,
+    handlers: Handlers,
+    *,
+    timeout_seconds: int = 290,
+    backoff: Backoff | None = None,
+    **selectors: Any,
+) -> None:
+    """Forever: list, then watch; relist on 410 and after errors (with backoff)."""
+    backoff = backoff or Backoff()
+    while True:
+        try:
+            items, resource_version = await list_all(list_fn, **selectors)
+            handlers.on_list(items)
+            backoff.reset()
+            while True:
+                resource_version = await watch_once(
+                    list_fn,
+                    resource_version,
+                    handlers.on_event,
+                    timeout_seconds=timeout_seconds,
+                    **selectors,
+                )
+        except Gone as exc:
+            log.info("watch %s: %s; relisting", selectors, exc)
+        except ApiError as exc:
+            handlers.on_error(exc)
+            delay = backoff.next()
+            log.warning("watch %s: %s; relisting in %.1fs", selectors, exc, delay)
+            await asyncio.sleep(delay)

@@ -1,0 +1,73 @@
+"""The watch cache: the latest copy of every CSR that still needs work.
+
+Only non-final CSRs are kept (issued, denied and failed ones are done for
+good), so memory follows the backlog, not the cluster's history: a cluster
+holding 10,000 issued CSRs costs a set of UIDs here. Finality is monotone in
+the API (conditions cannot be removed, a certificate is immutable), so once
+a UID is seen final, any older copy that a watch delivers later is ignored.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from signer.reactor.state import RawCsr, is_final
+
+FINISHED_MEMORY = 50_000
+"""How many finished UIDs to remember (to ignore late, stale watch events)."""
+
+
+def _uid(raw: RawCsr) -> str:
+    metadata = raw.get("metadata") or {}
+    return str(metadata.get("uid") or metadata.get("name") or "")
+
+
+def _name(raw: RawCsr) -> str:
+    return str((raw.get("metadata") or {}).get("name") or "")
+
+
+class CsrCache:
+    def __init__(self, *, finished_memory: int = FINISHED_MEMORY) -> None:
+        self._pending: dict[str, RawCsr] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._finished_memory = finished_memory
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def get(self, name: str) -> RawCsr | None:
+        return self._pending.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._pending)
+
+    def replace(self, items: Iterable[RawCsr]) -> list[str]:
+        """A fresh list: keep exactly its non-final items; return them to enqueue."""
+        self._pending.clear()
+        for raw in items:
+            self.apply("ADDED", raw)
+        return self.names()
+
+    def apply(self, event_type: str, raw: RawCsr) -> bool:
+        """Record a watch event or a write's response; True if the CSR needs work."""
+        name, uid = _name(raw), _uid(raw)
+        if not name:
+            return False
+        if event_type == "DELETED":
+            self._pending.pop(name, None)
+            return False
+        if uid in self._finished:
+            return False
+        if is_final(raw):
+            self._pending.pop(name, None)
+            self._remember_finished(uid)
+            return False
+        self._pending[name] = raw
+        return True
+
+    def _remember_finished(self, uid: str) -> None:
+        self._finished[uid] = None
+        self._finished.move_to_end(uid)
+        while len(self._finished) > self._finished_memory:
+            self._finished.popitem(last=False)

@@ -1,0 +1,245 @@
+"""One CSR: read state -> decide (pure) -> at most one write per subresource.
+
+The order of writes is fixed: `/approval` (Approved or Denied), then
+`/status` (certificate or Failed). Each write carries the resourceVersion we
+decided on, so a concurrent change (a human's deny, another replica) is a
+`Conflict`: we re-read and decide again rather than overwrite.
+
+Security invariants, checked here and nowhere else:
+- a CSR for a signer name we do not own is never touched;
+- a CSR is signed only when it is Approved and neither Denied nor Failed,
+  whoever approved it (policy or human); the signing limits (no CA, known
+  usages, lifetime) are applied to every CSR by `signer.pki.signing`;
+- a CSR that is issued, denied or failed is final: we return at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from signer.kube.errors import ApiError, Conflict, NotFound
+from signer.models import Decision, Outcome, Refusal
+from signer.pki.ca import CaBundle
+from signer.pki.parsing import CsrParseError, parse_csr
+from signer.pki.signing import Issued, SigningLimits, issue
+from signer.policy import PolicySet, decide
+from signer.reactor.cache import CsrCache
+from signer.reactor.queueing import WorkQueue
+from signer.reactor.state import CsrState, RawCsr, read_state
+
+log = logging.getLogger(__name__)
+
+APPROVED_REASON = "PolicyApproved"
+DENIED_REASON = "PolicyDenied"
+CA_REFUSALS = frozenset({"CAExpired", "CANotYetValid"})
+"""Refusals caused by our CA, not the request: retried, never a Failed condition."""
+
+
+class CsrWriter(Protocol):
+    """What the reconciler needs from the API (signer.kube.csrs.CsrClient)."""
+
+    async def get(self, name: str) -> RawCsr | None: ...
+    async def approve(self, raw: RawCsr, reason: str, message: str) -> RawCsr: ...
+    async def deny(self, raw: RawCsr, reason: str, message: str) -> RawCsr: ...
+    async def fail(self, raw: RawCsr, reason: str, message: str) -> RawCsr: ...
+    async def upload_certificate(self, raw: RawCsr, chain_pem: bytes) -> RawCsr: ...
+    async def event(self, raw: RawCsr, type_: str, reason: str, message: str) -> None: ...
+
+
+class Metrics(Protocol):
+    """The reconciler's metrics (signer.telemetry.Telemetry implements it)."""
+
+    def decision(self, signer: str, outcome: Outcome, policy: str | None) -> None: ...
+    def issued(self, signer: str) -> None: ...
+    def signing_failed(self, signer: str, reason: str) -> None: ...
+    def observe_latency(self, signer: str, seconds: float) -> None: ...
+    def api_error(self, kind: str, verb: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Configuration in force for one reconcile (policies and CA hot-reload)."""
+
+    policies: PolicySet | None
+    ca: CaBundle | None
+    limits: SigningLimits
+    cluster_domain: str
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        signer_names: frozenset[str],
+        cache: CsrCache,
+        queue: WorkQueue,
+        writer: CsrWriter,
+        snapshot: Callable[[], Snapshot],
+        metrics: Metrics,
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        self._signer_names = signer_names
+        self._cache = cache
+        self._queue = queue
+        self._writer = writer
+        self._snapshot = snapshot
+        self._metrics = metrics
+        self._clock = clock
+        self._abstained: set[str] = set()
+
+    async def __call__(self, name: str) -> None:
+        """Reconcile `name` from the cache; requeue with backoff on API errors."""
+        raw = self._cache.get(name)
+        if raw is None:
+            self._queue.forget(name)
+            return
+        try:
+            requeue = await self._reconcile(raw)
+        except Conflict:
+            self._metrics.api_error("conflict", "update")
+            await self._refresh(name)
+            return
+        except ApiError as exc:
+            self._metrics.api_error(exc.kind, "update")
+            delay = self._queue.retry(name)
+            log.warning("%s: %s; retrying in %.2fs", name, exc, delay, extra={"csr": name})
+            return
+        if requeue:
+            self._queue.retry(name)
+        else:
+            self._queue.forget(name)
+
+    async def _refresh(self, name: str) -> None:
+        """After a conflict: re-read the object and decide again on the fresh copy."""
+        try:
+            fresh = await self._writer.get(name)
+        except ApiError as exc:
+            self._metrics.api_error(exc.kind, "get")
+            self._queue.retry(name)
+            return
+        if fresh is None:
+            self._cache.apply("DELETED", {"metadata": {"name": name}})
+        elif self._cache.apply("MODIFIED", fresh):
+            self._queue.add(name)
+
+    async def _reconcile(self, raw: RawCsr) -> bool:
+        """Returns True when the CSR must be retried later (not ready to act)."""
+        state = read_state(raw)
+        signer = state.request.signer_name
+        if signer not in self._signer_names or state.final:
+            return False
+        snapshot = self._snapshot()
+        policy_name: str | None = None
+        if not state.approved:
+            if snapshot.policies is None:
+                return True  # policies not loaded yet: nothing to decide with
+            decision = self._decide(state, snapshot)
+            self._metrics.decision(signer, decision.outcome, decision.policy)
+            if decision.outcome is Outcome.ABSTAIN:
+                await self._abstain(state, decision)
+                return False
+            if decision.outcome is Outcome.DENY:
+                raw = await self._writer.deny(raw, DENIED_REASON, decision.message)
+                self._cache.apply("MODIFIED", raw)
+                await self._writer.event(raw, "Warning", "Denied", decision.message)
+                log.info("%s: denied: %s", state.name, decision.message, extra={"csr": state.name})
+                return False
+            policy_name = decision.policy
+            message = f'approved by policy "{policy_name}"'
+            raw = await self._writer.approve(raw, APPROVED_REASON, message)
+            self._cache.apply("MODIFIED", raw)
+            await self._writer.event(raw, "Normal", "Approved", message)
+            log.info("%s: %s", state.name, message, extra={"csr": state.name})
+        elif snapshot.policies is not None:
+            # Approved earlier (by us before a restart, or by a human): the
+            # approving policy, if one would approve, still caps the lifetime.
+            again = decide(state.request, snapshot.policies, cluster_domain=snapshot.cluster_domain)
+            policy_name = again.policy if again.outcome is Outcome.APPROVE else None
+        return await self._sign(raw, state, snapshot, policy_name)
+
+    def _decide(self, state: CsrState, snapshot: Snapshot) -> Decision:
+        assert snapshot.policies is not None
+        if state.problem is not None:
+            return Decision(Outcome.DENY, reasons=(state.problem,))
+        return decide(state.request, snapshot.policies, cluster_domain=snapshot.cluster_domain)
+
+    async def _abstain(self, state: CsrState, decision: Decision) -> None:
+        if state.name in self._abstained:
+            return
+        self._abstained.add(state.name)
+        message = (
+            f"{decision.message}; left Pending for a human: "
+            f"kubectl certificate approve|deny {state.name}"
+        )
+        await self._writer.event(state.raw, "Normal", "Pending", message)
+        log.info("%s: pending: %s", state.name, decision.message, extra={"csr": state.name})
+
+    def _limits(self, snapshot: Snapshot, signer: str, policy_name: str | None) -> SigningLimits:
+        cap = snapshot.policies.max_lifetime(signer, policy_name) if snapshot.policies else None
+        if cap is None or cap >= snapshot.limits.max_duration:
+            return snapshot.limits
+        return SigningLimits(
+            max_duration=max(cap, SigningLimits.min_duration),
+            default_duration=snapshot.limits.default_duration,
+        )
+
+    async def _sign(
+        self, raw: RawCsr, state: CsrState, snapshot: Snapshot, policy_name: str | None
+    ) -> bool:
+        if snapshot.ca is None:
+            return True  # no valid CA yet: readiness says so; retry with backoff
+        signer = state.request.signer_name
+        outcome = self._issue(state, snapshot, policy_name)
+        if isinstance(outcome, Refusal):
+            if outcome.reason in CA_REFUSALS:
+                log.error("%s: cannot sign: %s", state.name, outcome.message)
+                return True
+            self._metrics.signing_failed(signer, outcome.reason)
+            raw = await self._writer.fail(raw, outcome.reason, outcome.message)
+            self._cache.apply("MODIFIED", raw)
+            await self._writer.event(raw, "Warning", "SigningFailed", outcome.message)
+            log.info(
+                "%s: signing refused: %s", state.name, outcome.message, extra={"csr": state.name}
+            )
+            return False
+        raw = await self._writer.upload_certificate(raw, outcome.certificate_pem)
+        self._cache.apply("MODIFIED", raw)
+        self._metrics.issued(signer)
+        if state.created is not None:
+            latency = (self._clock() - state.created).total_seconds()
+            self._metrics.observe_latency(signer, max(latency, 0.0))
+        message = (
+            f"issued certificate serial {outcome.serial_number:x}, "
+            f"valid until {outcome.not_after:%Y-%m-%dT%H:%M:%SZ}"
+        )
+        if outcome.cut_to_ca:
+            message += " (shortened to the CA's expiry: rotate the CA)"
+        await self._writer.event(raw, "Normal", "Issued", message)
+        log.info("%s: %s", state.name, message, extra={"csr": state.name})
+        return False
+
+    def _issue(
+        self, state: CsrState, snapshot: Snapshot, policy_name: str | None
+    ) -> Issued | Refusal:
+        assert snapshot.ca is not None
+        if state.problem is not None:
+            return Refusal("InvalidRequest", state.problem)
+        try:
+            view = parse_csr(state.request.request)
+        except CsrParseError as exc:
+            return Refusal("InvalidRequest", str(exc))
+        return issue(
+            view,
+            snapshot.ca,
+            usages=state.request.usages,
+            now=self._clock(),
+            requested_seconds=state.request.expiration_seconds,
+            limits=self._limits(snapshot, state.request.signer_name, policy_name),
+        )
+
+
+__all__ = ["CsrWriter", "Metrics", "NotFound", "Reconciler", "Snapshot"]

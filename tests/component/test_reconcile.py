@@ -1,0 +1,184 @@
+"""Reconcile one CSR against an in-memory API: the decision table and its faults."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import pytest
+from cryptography import x509
+
+from signer.kube.errors import ServerError
+from signer.pki.ca import CaBundle, generate_root, load_ca
+from signer.pki.signing import SigningLimits
+from signer.policy import PolicySet, bundled_policies_dir, load_policies
+from signer.reactor.cache import CsrCache
+from signer.reactor.queueing import WorkQueue
+from signer.reactor.reconcile import Reconciler, Snapshot
+from tests.component.fakeapi import FakeCsrApi, RecordingMetrics, make_raw
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+SIGNERS = frozenset({"csr-signer.dev/cluster-local", "csr-signer.dev/knative-internal"})
+LIMITS = SigningLimits(max_duration=dt.timedelta(days=30), default_duration=dt.timedelta(days=1))
+
+
+@pytest.fixture(scope="module")
+def policies() -> PolicySet:
+    return load_policies(bundled_policies_dir())
+
+
+@pytest.fixture(scope="module")
+def ca() -> CaBundle:
+    cert, key = generate_root("test root", "ecdsa-p256", 365, NOW - dt.timedelta(days=1))
+    return load_ca(cert, key, now=NOW)
+
+
+class Harness:
+    def __init__(self, policies: PolicySet | None, ca: CaBundle | None) -> None:
+        self.api = FakeCsrApi()
+        self.cache = CsrCache()
+        self.queue = WorkQueue(base_delay=10.0)  # retries must not fire during a test
+        self.metrics = RecordingMetrics()
+        self.snapshot = Snapshot(
+            policies=policies, ca=ca, limits=LIMITS, cluster_domain="cluster.local"
+        )
+        self.reconciler = Reconciler(
+            signer_names=SIGNERS,
+            cache=self.cache,
+            queue=self.queue,
+            writer=self.api,
+            snapshot=lambda: self.snapshot,
+            metrics=self.metrics,
+            clock=lambda: NOW,
+        )
+
+    async def run(self, raw: dict[str, object]) -> dict[str, object]:
+        name = raw["metadata"]["name"]  # type: ignore[index]
+        self.cache.apply("ADDED", self.api.add(raw))  # type: ignore[arg-type]
+        await self.reconciler(name)
+        return self.api.objects[name]
+
+    def conditions(self, name: str) -> list[str]:
+        return [c["type"] for c in self.api.objects[name]["status"]["conditions"]]
+
+
+@pytest.fixture
+def h(policies: PolicySet, ca: CaBundle) -> Harness:
+    return Harness(policies, ca)
+
+
+async def test_conforming_csr_is_approved_then_issued_in_one_pass(h: Harness) -> None:
+    obj = await h.run(make_raw("ok"))
+    assert h.conditions("ok") == ["Approved"]
+    assert [w[0] for w in h.api.writes] == ["approve", "sign"]
+    chain = x509.load_pem_x509_certificates(base64.b64decode(obj["status"]["certificate"]))
+    assert chain[0].issuer == h.snapshot.ca.certificate.subject  # type: ignore[union-attr]
+    assert [e[1] for e in h.api.events] == ["Approved", "Issued"]
+    assert ("issued",) in h.metrics.calls
+
+
+async def test_nonconforming_csr_is_denied_and_never_signed(h: Harness) -> None:
+    obj = await h.run(make_raw("bad", dns_names=("web.team-b.svc",)))
+    assert h.conditions("bad") == ["Denied"]
+    assert "certificate" not in obj["status"]
+    assert '"web.team-b.svc"' in obj["status"]["conditions"][0]["message"]
+
+
+async def test_human_requester_is_left_pending_with_one_event(h: Harness) -> None:
+    await h.run(make_raw("human", username="alice"))
+    await h.reconciler("human")
+    assert h.conditions("human") == []
+    assert h.api.writes == []
+    assert [e[1] for e in h.api.events] == ["Pending"]
+    assert "kubectl certificate approve|deny human" in h.api.events[0][2]
+
+
+async def test_human_approved_csr_is_signed(h: Harness) -> None:
+    obj = await h.run(make_raw("by-hand", username="alice", conditions=("Approved",)))
+    assert obj["status"].get("certificate")
+    assert [w[0] for w in h.api.writes] == ["sign"]
+
+
+@pytest.mark.parametrize(
+    "conditions",
+    [
+        pytest.param(("Denied",), id="denied-csr-is-never-signed"),
+        pytest.param(("Approved", "Failed"), id="failed-csr-is-never-signed"),
+    ],
+)
+async def test_final_csrs_are_left_alone(h: Harness, conditions: tuple[str, ...]) -> None:
+    obj = await h.run(make_raw("final", conditions=conditions))
+    assert h.api.writes == []
+    assert "certificate" not in obj["status"]
+
+
+async def test_csr_for_a_foreign_signer_is_never_touched(h: Harness) -> None:
+    await h.run(make_raw("foreign", signer="example.com/other", conditions=("Approved",)))
+    assert h.api.writes == [] and h.api.events == []
+
+
+async def test_approved_csr_asking_for_cert_sign_gets_failed_not_a_ca(h: Harness) -> None:
+    obj = await h.run(
+        make_raw(
+            "ca", username="alice", conditions=("Approved",), usages=("cert sign", "server auth")
+        )
+    )
+    assert h.conditions("ca") == ["Approved", "Failed"]
+    assert "certificate" not in obj["status"]
+    assert ("signing_failed", "ForbiddenUsage") in h.metrics.calls
+
+
+async def test_garbage_request_is_denied_with_a_reason(h: Harness) -> None:
+    obj = await h.run(
+        make_raw(
+            "garbage",
+            pem=b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+        )
+    )
+    assert h.conditions("garbage") == ["Denied"]
+    assert "spec.request" in obj["status"]["conditions"][0]["message"]
+
+
+async def test_conflict_rereads_and_decides_on_the_fresh_copy(h: Harness) -> None:
+    raw = make_raw("race", username="alice")
+    h.cache.apply("ADDED", h.api.add(raw))
+    h.api.mutate("race", "Denied")  # a human denies after we cached the object
+    h.snapshot = Snapshot(
+        policies=h.snapshot.policies,
+        ca=h.snapshot.ca,
+        limits=LIMITS,
+        cluster_domain="cluster.local",
+    )
+    h.cache.apply(
+        "ADDED", make_raw("race", conditions=("Approved",), username="alice")
+    )  # stale copy says Approved
+    await h.reconciler("race")
+    assert h.conditions("race") == ["Denied"]
+    assert ("api_error", "conflict") in h.metrics.calls
+    assert h.cache.get("race") is None, "fresh copy is final: dropped from the cache"
+
+
+async def test_transient_error_is_retried_with_backoff(h: Harness) -> None:
+    h.api.fail_next.append(ServerError("500 boom", 500))
+    await h.run(make_raw("flaky"))
+    assert h.conditions("flaky") == []
+    assert h.queue.depth == 1, "scheduled for a retry"
+    h.queue.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("with_policies", "with_ca", "expected"),
+    [
+        pytest.param(False, True, [], id="no-policies-loaded-decides-nothing"),
+        pytest.param(True, False, ["Approved"], id="no-ca-approves-but-waits-to-sign"),
+    ],
+)
+async def test_not_ready_inputs_wait_instead_of_failing(
+    policies: PolicySet, ca: CaBundle, with_policies: bool, with_ca: bool, expected: list[str]
+) -> None:
+    h = Harness(policies if with_policies else None, ca if with_ca else None)
+    obj = await h.run(make_raw("wait"))
+    assert h.conditions("wait") == expected
+    assert "certificate" not in obj["status"]
+    assert h.queue.depth == 1
+    h.queue.shutdown()

@@ -1,0 +1,420 @@
+"""The whole controller against the real apiserver, under exactly deploy/rbac.yaml.
+
+The controller runs in-process (fast, debuggable) but authenticates with its
+ServiceAccount's token from the TokenRequest API, so every write it makes is
+checked by the apiserver's RBAC as in a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import shutil
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from cryptography import x509
+from cryptography.x509.verification import PolicyBuilder, Store
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from signer.app import run_app
+from signer.config import Settings
+from signer.local.controlplane import ControlPlane, free_port
+from signer.local.identities import api_client, serviceaccount_credentials
+from signer.pki.ca import generate_root
+from signer.policy import bundled_policies_dir
+from tests.data.csrs import build_csr_pem, self_signed_pem
+from tests.e2e.conftest import ClientFactory
+from tests.e2e.kube import CSR_CREATOR_RULES, condition, create_csr, grant
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER_LOCAL = "csr-signer.dev/cluster-local"
+KNATIVE = "csr-signer.dev/knative-internal"
+NAMESPACE = "csr-signer"
+CA_SECRET = "csr-signer-ca"
+
+
+@dataclass
+class Running:
+    api: client.ApiClient
+    """The controller's own client (its ServiceAccount token)."""
+    ca_pem: bytes
+    ca_key_pem: bytes
+    policy_dir: Path
+    metrics_port: int
+
+
+def ca_secret(cert_pem: bytes, key_pem: bytes) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": CA_SECRET, "namespace": NAMESPACE},
+        "data": {
+            "tls.crt": base64.b64encode(cert_pem).decode(),
+            "tls.key": base64.b64encode(key_pem).decode(),
+        },
+    }
+
+
+async def put_secret(admin: client.ApiClient, body: dict[str, Any]) -> None:
+    core = client.CoreV1Api(admin)
+    try:
+        await core.create_namespaced_secret(NAMESPACE, body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        await core.replace_namespaced_secret(CA_SECRET, NAMESPACE, body)
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def controller(
+    control_plane: ControlPlane,
+    admin_api: client.ApiClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Running]:
+    applied = control_plane.kubectl("apply", "-f", str(REPO / "deploy" / "rbac.yaml"))
+    assert applied.returncode == 0, applied.stderr.decode()
+    await grant(
+        admin_api,
+        "e2e-csr-creators",
+        CSR_CREATOR_RULES,
+        groups=("system:serviceaccounts", "system:authenticated"),
+    )
+    cert_pem, key_pem = generate_root("e2e root", "ecdsa-p256", 30, dt.datetime.now(dt.UTC))
+    await put_secret(admin_api, ca_secret(cert_pem, key_pem))
+    policy_dir = tmp_path_factory.mktemp("policies")
+    for path in bundled_policies_dir().glob("*.yaml"):
+        shutil.copy(path, policy_dir / path.name)
+    creds = await serviceaccount_credentials(admin_api, NAMESPACE, "csr-signer")
+    port = free_port()
+    settings = Settings(
+        kubeconfig=control_plane.kubeconfig(creds),
+        signer_names=[CLUSTER_LOCAL, KNATIVE],
+        policy_dir=policy_dir,
+        ca_secret_namespace=NAMESPACE,
+        ca_secret_name=CA_SECRET,
+        leader_elect=True,
+        lease_namespace=NAMESPACE,
+        metrics_address=f"127.0.0.1:{port}",
+        policy_reload_seconds=0.2,
+        max_duration_seconds=7 * 24 * 3600,
+        default_duration_seconds=24 * 3600,
+        workers=4,
+        identity="e2e-controller",
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_app(settings, stop=stop))
+    await wait_until(lambda: _ready(port), what="controller ready", timeout=30, task=task)
+    api = await api_client(control_plane, creds)
+    yield Running(
+        api=api, ca_pem=cert_pem, ca_key_pem=key_pem, policy_dir=policy_dir, metrics_port=port
+    )
+    stop.set()
+    assert await asyncio.wait_for(task, timeout=30) == 0
+    await api.close()
+
+
+async def _ready(port: int) -> bool:
+    def get() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    return await asyncio.to_thread(get)
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[Any]],
+    *,
+    what: str,
+    timeout: float = 20,
+    task: asyncio.Task[Any] | None = None,
+) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if task is not None and task.done():
+            raise AssertionError(f"controller exited while waiting for {what}: {task.result()}")
+        if result := await predicate():
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def read_csr(admin: client.ApiClient, name: str) -> client.V1CertificateSigningRequest:
+    return await client.CertificatesV1Api(admin).read_certificate_signing_request(name)
+
+
+def types(csr: client.V1CertificateSigningRequest) -> list[str]:
+    return [c.type for c in (csr.status.conditions or [])]
+
+
+async def wait_final(admin: client.ApiClient, name: str) -> client.V1CertificateSigningRequest:
+    async def final() -> client.V1CertificateSigningRequest | None:
+        csr = await read_csr(admin, name)
+        done = csr.status.certificate or {"Denied", "Failed"} & set(types(csr))
+        return csr if done else None
+
+    result: client.V1CertificateSigningRequest = await wait_until(final, what=f"{name} final")
+    return result
+
+
+def leaf_and_verify(csr: client.V1CertificateSigningRequest, ca_pem: bytes) -> x509.Certificate:
+    """The issued chain verifies as a TLS server certificate for its first DNS name."""
+    chain = x509.load_pem_x509_certificates(base64.b64decode(csr.status.certificate))
+    leaf = chain[0]
+    dns = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    store = Store([x509.load_pem_x509_certificate(ca_pem)])
+    verifier = (
+        PolicyBuilder()
+        .store(store)
+        .time(dt.datetime.now(dt.UTC))
+        .build_server_verifier(x509.DNSName(dns.get_values_for_type(x509.DNSName)[0]))
+    )
+    verifier.verify(leaf, chain[1:])
+    return leaf
+
+
+@pytest.mark.parametrize(
+    ("signer", "namespace", "dns_names"),
+    [
+        pytest.param(
+            CLUSTER_LOCAL,
+            "team-a",
+            ["web.team-a", "web.team-a.svc", "web.team-a.svc.cluster.local"],
+            id="cluster-local-service-names-in-own-namespace-are-issued",
+        ),
+        pytest.param(
+            KNATIVE,
+            "knative-serving",
+            ["kn-routing", "data-plane.knative.dev"],
+            id="knative-system-namespace-gets-routing-names",
+        ),
+        pytest.param(
+            KNATIVE,
+            "team-b",
+            ["kn-user-team-b"],
+            id="knative-user-namespace-gets-its-own-kn-user-name",
+        ),
+    ],
+)
+async def test_conforming_serviceaccount_csr_is_approved_and_issued(
+    controller: Running,
+    admin_api: client.ApiClient,
+    client_as: ClientFactory,
+    unique: str,
+    signer: str,
+    namespace: str,
+    dns_names: list[str],
+) -> None:
+    requester = await client_as(serviceaccount=(namespace, "app"))
+    name = f"ok-{unique}"
+    await create_csr(
+        requester,
+        name,
+        build_csr_pem(dns_names=dns_names),
+        signer_name=signer,
+        usages=("digital signature", "key encipherment", "server auth"),
+        expiration_seconds=3600,
+    )
+    csr = await wait_final(admin_api, name)
+    assert types(csr) == ["Approved"]
+    leaf = leaf_and_verify(csr, controller.ca_pem)
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == dns_names
+    lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+    assert lifetime == dt.timedelta(seconds=3600) + dt.timedelta(minutes=5)
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
+@pytest.mark.parametrize(
+    ("signer", "namespace", "dns_names", "violation"),
+    [
+        pytest.param(
+            KNATIVE,
+            "default",
+            ["kn-user-other"],
+            '"kn-user-other"',
+            id="knative-user-namespace-may-not-claim-another-namespace",
+        ),
+        pytest.param(
+            CLUSTER_LOCAL,
+            "team-a",
+            ["web.team-b.svc"],
+            '"web.team-b.svc"',
+            id="cluster-local-other-namespace-name-is-denied",
+        ),
+        pytest.param(
+            CLUSTER_LOCAL,
+            "team-a",
+            ["*.team-a.svc"],
+            '"*.team-a.svc"',
+            id="cluster-local-wildcard-is-denied",
+        ),
+    ],
+)
+async def test_nonconforming_serviceaccount_csr_is_denied_with_the_violation(
+    controller: Running,
+    admin_api: client.ApiClient,
+    client_as: ClientFactory,
+    unique: str,
+    signer: str,
+    namespace: str,
+    dns_names: list[str],
+    violation: str,
+) -> None:
+    requester = await client_as(serviceaccount=(namespace, "app"))
+    name = f"deny-{unique}"
+    await create_csr(requester, name, build_csr_pem(dns_names=dns_names), signer_name=signer)
+    csr = await wait_final(admin_api, name)
+    assert types(csr) == ["Denied"]
+    assert csr.status.certificate is None
+    denied = csr.status.conditions[0]
+    assert denied.reason == "PolicyDenied"
+    assert violation in denied.message
+
+
+async def test_human_csr_stays_pending_until_kubectl_approve_then_is_issued(
+    controller: Running,
+    control_plane: ControlPlane,
+    admin_api: client.ApiClient,
+    client_as: ClientFactory,
+    unique: str,
+) -> None:
+    human = await client_as(user=f"bob-{unique}", groups=("devs",))
+    name = f"human-{unique}"
+    await create_csr(
+        human, name, build_csr_pem(dns_names=["web.team-a.svc"]), signer_name=CLUSTER_LOCAL
+    )
+    await asyncio.sleep(2)
+    csr = await read_csr(admin_api, name)
+    assert types(csr) == [] and csr.status.certificate is None
+    approved = control_plane.kubectl("certificate", "approve", name)
+    assert approved.returncode == 0, approved.stderr.decode()
+    csr = await wait_final(admin_api, name)
+    assert types(csr) == ["Approved"]
+    leaf_and_verify(csr, controller.ca_pem)
+
+
+async def test_human_csr_denied_with_kubectl_is_never_signed(
+    controller: Running,
+    control_plane: ControlPlane,
+    admin_api: client.ApiClient,
+    client_as: ClientFactory,
+    unique: str,
+) -> None:
+    human = await client_as(user=f"carol-{unique}")
+    name = f"human-deny-{unique}"
+    await create_csr(
+        human, name, build_csr_pem(dns_names=["web.team-a.svc"]), signer_name=CLUSTER_LOCAL
+    )
+    await asyncio.sleep(1)
+    assert control_plane.kubectl("certificate", "deny", name).returncode == 0
+    await asyncio.sleep(2)
+    csr = await read_csr(admin_api, name)
+    assert types(csr) == ["Denied"]
+    assert csr.status.certificate is None
+
+
+async def test_csr_for_a_signer_we_do_not_own_is_never_touched(
+    controller: Running,
+    control_plane: ControlPlane,
+    admin_api: client.ApiClient,
+    unique: str,
+) -> None:
+    name = f"foreign-{unique}"
+    await create_csr(admin_api, name, build_csr_pem(), signer_name="example.com/other")
+    assert control_plane.kubectl("certificate", "approve", name).returncode == 0
+    await asyncio.sleep(2)
+    csr = await read_csr(admin_api, name)
+    assert types(csr) == ["Approved"]
+    assert csr.status.certificate is None
+
+
+@pytest.mark.parametrize(
+    ("verb", "subresource"),
+    [
+        pytest.param("approve", "approval", id="controller-cannot-approve-foreign-signer"),
+        pytest.param("sign", "status", id="controller-cannot-sign-foreign-signer"),
+    ],
+)
+async def test_controller_rbac_forbids_other_signer_names(
+    controller: Running,
+    admin_api: client.ApiClient,
+    unique: str,
+    verb: str,
+    subresource: str,
+) -> None:
+    name = f"rbac-{verb}-{unique}"
+    await create_csr(admin_api, name, build_csr_pem(), signer_name="example.com/other")
+    api = client.CertificatesV1Api(controller.api)
+    csr = await api.read_certificate_signing_request(name)
+    if subresource == "approval":
+        csr.status.conditions = [condition("Approved", "Test")]
+        call = api.replace_certificate_signing_request_approval(name, csr)
+    else:
+        csr.status.certificate = base64.b64encode(self_signed_pem()).decode()
+        call = api.replace_certificate_signing_request_status(name, csr)
+    with pytest.raises(ApiException) as forbidden:
+        await call
+    assert forbidden.value.status == 403
+    assert f"not permitted to {verb} requests with signerName" in forbidden.value.body
+
+
+async def test_policy_change_in_files_takes_effect_without_restart(
+    controller: Running,
+    admin_api: client.ApiClient,
+    client_as: ClientFactory,
+    unique: str,
+) -> None:
+    target = next(p for p in controller.policy_dir.glob("*.yaml") if "knative" in p.read_text())
+    original = target.read_text()
+    assert "kourier-system" in original
+    requester = await client_as(serviceaccount=("kourier-system", "gw"))
+    await create_csr(
+        requester, f"before-{unique}", build_csr_pem(dns_names=["kn-routing"]), signer_name=KNATIVE
+    )
+    assert types(await wait_final(admin_api, f"before-{unique}")) == ["Approved"]
+    try:
+        target.write_text(original.replace("kourier-system", "kourier-removed"))
+        await asyncio.sleep(1.0)
+        await create_csr(
+            requester,
+            f"after-{unique}",
+            build_csr_pem(dns_names=["kn-routing"]),
+            signer_name=KNATIVE,
+        )
+        assert types(await wait_final(admin_api, f"after-{unique}")) == ["Denied"]
+    finally:
+        target.write_text(original)
+        await asyncio.sleep(1.0)
+
+
+async def test_ca_rotation_through_the_secret_takes_effect_without_restart(
+    controller: Running,
+    admin_api: client.ApiClient,
+    client_as: ClientFactory,
+    unique: str,
+) -> None:
+    new_cert, new_key = generate_root("e2e root 2", "ecdsa-p384", 30, dt.datetime.now(dt.UTC))
+    await put_secret(admin_api, ca_secret(new_cert, new_key))
+    try:
+        await asyncio.sleep(1.0)
+        requester = await client_as(serviceaccount=("team-a", "app"))
+        name = f"rotated-{unique}"
+        await create_csr(
+            requester, name, build_csr_pem(dns_names=["web.team-a.svc"]), signer_name=CLUSTER_LOCAL
+        )
+        leaf_and_verify(await wait_final(admin_api, name), new_cert)
+    finally:
+        await put_secret(admin_api, ca_secret(controller.ca_pem, controller.ca_key_pem))
+        await asyncio.sleep(1.0)

@@ -1,0 +1,73 @@
+"""CsrCache: holds only CSRs that need work; finality is sticky per UID."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from signer.reactor.cache import CsrCache
+
+
+def raw(name: str = "a", uid: str = "u1", rv: str = "1", **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "uid": uid, "resourceVersion": rv},
+        "spec": {},
+        "status": status,
+    }
+
+
+APPROVED = [{"type": "Approved", "status": "True"}]
+
+
+@pytest.mark.parametrize(
+    ("obj", "needs_work"),
+    [
+        pytest.param(raw(), True, id="pending-csr-needs-work"),
+        pytest.param(raw(conditions=APPROVED), True, id="approved-without-certificate-needs-work"),
+        pytest.param(raw(conditions=APPROVED, certificate="Y2VydA=="), False, id="issued-is-final"),
+        pytest.param(
+            raw(conditions=[{"type": "Denied", "status": "True"}]), False, id="denied-is-final"
+        ),
+        pytest.param(
+            raw(conditions=[*APPROVED, {"type": "Failed", "status": "True"}]),
+            False,
+            id="failed-is-final",
+        ),
+    ],
+)
+def test_only_csrs_that_need_work_are_kept(obj: dict[str, Any], needs_work: bool) -> None:
+    cache = CsrCache()
+    assert cache.apply("ADDED", obj) is needs_work
+    assert (cache.get("a") is not None) is needs_work
+
+
+def test_a_stale_event_after_the_csr_was_final_is_ignored() -> None:
+    cache = CsrCache()
+    cache.apply("ADDED", raw(rv="1"))
+    cache.apply("MODIFIED", raw(rv="3", conditions=APPROVED, certificate="Y2VydA=="))
+    # the watch delivers the intermediate (approved, not yet issued) copy late
+    assert cache.apply("MODIFIED", raw(rv="2", conditions=APPROVED)) is False
+    assert cache.get("a") is None
+
+
+def test_a_new_csr_reusing_a_finished_name_is_new_work() -> None:
+    cache = CsrCache()
+    cache.apply("ADDED", raw(uid="old", conditions=[{"type": "Denied", "status": "True"}]))
+    cache.apply("DELETED", raw(uid="old"))
+    assert cache.apply("ADDED", raw(uid="new")) is True
+
+
+def test_replace_keeps_exactly_the_fresh_list() -> None:
+    cache = CsrCache()
+    cache.apply("ADDED", raw(name="gone", uid="g"))
+    names = cache.replace([raw(name="b", uid="b"), raw(name="c", uid="c", certificate="eA==")])
+    assert names == ["b"]
+    assert cache.get("gone") is None
+
+
+def test_finished_memory_is_bounded() -> None:
+    cache = CsrCache(finished_memory=2)
+    for i in range(5):
+        cache.apply("ADDED", raw(name=f"n{i}", uid=f"u{i}", certificate="eA=="))
+    assert len(cache._finished) == 2

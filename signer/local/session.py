@@ -1,0 +1,188 @@
+"""The local run mode: control plane + CA Secret + RBAC + the controller.
+
+What `make run` / `csr-signer local run` does on a fresh machine, in order:
+start kube-apiserver + etcd, apply `deploy/rbac.yaml`, create the CA Secret
+(`ca init`), mint a token for the controller's ServiceAccount (so it runs
+under exactly the RBAC we ship), prepare a demo requester and two sample
+CSRs, print how to use them, then run the controller until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from signer.kube.csrs import as_body
+from signer.local.controlplane import ControlPlane
+from signer.local.identities import api_client, serviceaccount_credentials
+from signer.pki.ca import generate_root
+
+REPO_DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+NAMESPACE = "csr-signer"
+SERVICEACCOUNT = "csr-signer"
+CA_SECRET = "csr-signer-ca"  # noqa: S105 - a Secret name
+DEMO_NAMESPACE = "demo"
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    controller_kubeconfig: Path
+    requester_kubeconfig: Path
+    admin_kubeconfig: Path
+    samples: dict[str, Path]
+
+
+def rbac_manifest() -> Path:
+    path = REPO_DEPLOY / "rbac.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run the local mode from a source checkout")
+    return path
+
+
+async def prepare(cp: ControlPlane, *, now: dt.datetime) -> Prepared:
+    applied = cp.kubectl("apply", "-f", str(rbac_manifest()))
+    if applied.returncode != 0:
+        raise RuntimeError(f"kubectl apply deploy/rbac.yaml failed: {applied.stderr.decode()}")
+    admin = await api_client(cp)
+    try:
+        cert_pem, key_pem = generate_root("csr-signer local CA", "ecdsa-p256", 30, now)
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/tls",
+            "metadata": {"name": CA_SECRET, "namespace": NAMESPACE},
+            "data": {
+                "tls.crt": base64.b64encode(cert_pem).decode(),
+                "tls.key": base64.b64encode(key_pem).decode(),
+            },
+        }
+        try:
+            await client.CoreV1Api(admin).create_namespaced_secret(NAMESPACE, as_body(secret))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        controller = await serviceaccount_credentials(
+            admin, NAMESPACE, SERVICEACCOUNT, expiration_seconds=24 * 3600
+        )
+        requester = await serviceaccount_credentials(
+            admin, DEMO_NAMESPACE, "app", expiration_seconds=24 * 3600
+        )
+        await _allow_csr_creation(admin, DEMO_NAMESPACE, "app")
+    finally:
+        await admin.close()
+    (cp.workdir / "ca.crt").write_bytes(cert_pem)
+    return Prepared(
+        controller_kubeconfig=cp.kubeconfig(controller),
+        requester_kubeconfig=cp.kubeconfig(requester),
+        admin_kubeconfig=cp.kubeconfig(),
+        samples=_write_samples(cp.workdir / "samples"),
+    )
+
+
+async def _allow_csr_creation(admin: client.ApiClient, namespace: str, name: str) -> None:
+    rbac = client.RbacAuthorizationV1Api(admin)
+    role: dict[str, Any] = {
+        "metadata": {"name": "demo-csr-requester"},
+        "rules": [
+            {
+                "apiGroups": ["certificates.k8s.io"],
+                "resources": ["certificatesigningrequests"],
+                "verbs": ["create", "get", "list", "watch"],
+            }
+        ],
+    }
+    binding: dict[str, Any] = {
+        "metadata": {"name": "demo-csr-requester"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "demo-csr-requester",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    }
+    for create, body in (
+        (rbac.create_cluster_role, role),
+        (rbac.create_cluster_role_binding, binding),
+    ):
+        try:
+            await create(as_body(body))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+
+def _sample_csr_pem(dns_names: list[str]) -> bytes:
+    """A throwaway key and request (the key is discarded: this is only a demo)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(d) for d in dns_names]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def _write_samples(directory: Path) -> dict[str, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    samples = {
+        "approved": ["web.demo.svc", "web.demo.svc.cluster.local"],
+        "denied": ["web.kube-system.svc"],
+    }
+    paths: dict[str, Path] = {}
+    for kind, names in samples.items():
+        manifest = {
+            "apiVersion": "certificates.k8s.io/v1",
+            "kind": "CertificateSigningRequest",
+            "metadata": {"generateName": f"demo-{kind}-"},
+            "spec": {
+                "request": base64.b64encode(_sample_csr_pem(names)).decode(),
+                "signerName": "csr-signer.dev/cluster-local",
+                "usages": ["digital signature", "key encipherment", "server auth"],
+                "expirationSeconds": 86400,
+            },
+        }
+        paths[kind] = directory / f"{kind}.yaml"
+        paths[kind].write_text(yaml.safe_dump(manifest))
+    return paths
+
+
+def instructions(cp: ControlPlane, prepared: Prepared) -> str:
+    kubectl = cp.binaries.kubectl
+    return textwrap.dedent(
+        f"""
+        csr-signer is running against a local control plane at {cp.url}
+
+          export KUBECONFIG={prepared.admin_kubeconfig}
+          alias kubectl={kubectl}
+
+        Submit a CSR as ServiceAccount demo/app (auto-approved and issued by policy):
+          kubectl --kubeconfig {prepared.requester_kubeconfig} create -f {prepared.samples["approved"]}
+        ...and one the cluster-local policy denies (another namespace's name):
+          kubectl --kubeconfig {prepared.requester_kubeconfig} create -f {prepared.samples["denied"]}
+        A CSR from a human (you, the admin) stays Pending for you to decide:
+          kubectl create -f {prepared.samples["approved"]}
+          kubectl certificate approve <name>    # or: kubectl certificate deny <name>
+
+        Watch them:   kubectl get csr -w
+        Why:          kubectl get events -n default
+        Certificate:  kubectl get csr <name> -o jsonpath='{{.status.certificate}}' | base64 -d
+        CA:           {cp.workdir / "ca.crt"}
+        Metrics:      http://127.0.0.1:8080/metrics (/readyz, /healthz)
+
+        Ctrl-C stops the controller and the control plane.
+        """
+    )

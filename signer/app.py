@@ -206,6 +206,14 @@ class Controller:
             clock=utcnow,
         )
 
+    async def _traced(self, name: str) -> None:
+        """One span per reconcile (exported only when an OTLP endpoint is set)."""
+        with self._telemetry.tracer.start_as_current_span(
+            "reconcile", attributes={"k8s.csr.name": name}
+        ):
+            await self.reconciler(name)
+        self._telemetry.set_queue_depth(self.queue.depth)
+
     def enqueue_all(self) -> None:
         for name in self.cache.names():
             self.queue.add(name)
@@ -257,7 +265,7 @@ class Controller:
         ]
         background.append(asyncio.create_task(self._resync(), name="resync"))
         workers = [
-            asyncio.create_task(run_worker(self.queue, self.reconciler), name=f"worker-{i}")
+            asyncio.create_task(run_worker(self.queue, self._traced), name=f"worker-{i}")
             for i in range(self.settings.workers)
         ]
         try:
@@ -352,5 +360,5 @@ async def run_app(settings: Settings, *, stop: asyncio.Event | None = None) -> i
         await asyncio.gather(*side, return_exceptions=True)
         await web.close()
         await api.close()
-        telemetry.shutdown()
+        await asyncio.to_thread(telemetry.shutdown)  # flushing spans blocks
     return status

@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from signer.kube.errors import ApiError, NotFound, classify
+from signer.kube.errors import ApiError, NotFound, classify, status_error
 from signer.reactor.state import RawCsr
 
 log = logging.getLogger(__name__)
@@ -39,15 +39,21 @@ def _now() -> str:
 
 
 async def read_json(call: Awaitable[Any]) -> dict[str, Any]:
-    """Await a `_preload_content=False` call and return its JSON body."""
+    """Await a `_preload_content=False` call and return its JSON body.
+
+    With `_preload_content=False` the client returns the raw response without
+    checking its status, so a non-2xx answer is turned into an `ApiError` here.
+    """
     try:
         response = await call
+        try:
+            body = await response.read()
+        finally:
+            response.release()
     except Exception as exc:
         raise classify(exc) from exc
-    try:
-        body = await response.read()
-    finally:
-        response.release()
+    if not 200 <= response.status <= 299:
+        raise status_error(response.status, body)
     data: dict[str, Any] = json.loads(body)
     return data
 

@@ -73,15 +73,18 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
+def status_error(status: int, body: bytes | str | None) -> ApiError:
+    """An error for an HTTP status and its (JSON Status) body."""
+    cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
+    return cls(f"{status}: {_message(body)}", status)
+
+
 def classify(exc: BaseException) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     status = getattr(exc, "status", None)
     if isinstance(status, int) and hasattr(exc, "body") and hasattr(exc, "reason"):
-        cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
-        return cls(
-            f"{status} {getattr(exc, 'reason', '')}: {_message(getattr(exc, 'body', None))}", status
-        )
+        return status_error(status, getattr(exc, "body", None))
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return Timeout("request timed out")
     if isinstance(exc, aiohttp.ClientError | OSError):

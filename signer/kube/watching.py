@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from signer.kube.csrs import read_json
-from signer.kube.errors import ApiError, Gone, classify
+from signer.kube.errors import ApiError, Gone, classify, status_error
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,12 @@ async def watch_once(
         )
     except Exception as exc:
         raise classify(exc) from exc
+    if not 200 <= response.status <= 299:
+        try:
+            body = await response.read()
+        finally:
+            response.release()
+        raise status_error(response.status, body)
     try:
         async for line in response.content:
             if not line.strip():

@@ -14,7 +14,10 @@ from signer.kube.watching import Backoff, Handlers, list_all, list_and_watch, wa
 
 
 class FakeResponse:
-    def __init__(self, body: Any = None, lines: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, body: Any = None, lines: list[dict[str, Any]] | None = None, status: int = 200
+    ) -> None:
+        self.status = status
         self._body = body
         self._lines = lines or []
         self.released = False
@@ -165,3 +168,27 @@ async def test_transport_errors_back_off_then_relist() -> None:
     task.cancel()
     assert errors == ["transport"]
     assert script.calls[2]["resource_version"] == "7"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        pytest.param(410, Gone, id="watch-answered-410-means-relist"),
+        pytest.param(403, ApiError, id="watch-answered-403-raises"),
+    ],
+)
+async def test_watch_http_errors_are_not_read_as_an_empty_stream(
+    status: int, error: type[Exception]
+) -> None:
+    response = FakeResponse({"kind": "Status", "code": status, "message": "no"}, status=status)
+    with pytest.raises(error):
+        await watch_once(Script(response), "10", lambda t, o: None, timeout_seconds=5)
+    assert response.released
+
+
+async def test_list_http_error_raises_instead_of_returning_the_status_object() -> None:
+    script = Script(
+        FakeResponse({"kind": "Status", "code": 403, "message": "forbidden"}, status=403)
+    )
+    with pytest.raises(ApiError, match="403"):
+        await list_all(script)

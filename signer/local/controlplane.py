@@ -11,19 +11,19 @@ Identities:
 - ServiceAccounts: real tokens from the TokenRequest API, signed with a key
   the apiserver was started with (see `signer.local.identities`).
 
-Processes are started in their own session with PR_SET_PDEATHSIG=SIGKILL, so
-they die with the Python thread that started them even on SIGKILL of that
-process; `stop()` (also run by `atexit` and the context manager) terminates
-the apiserver before etcd and removes the temporary directory.
+Processes are started in their own session through `setpriv --pdeathsig
+KILL`, so they die with the Python thread that started them even on SIGKILL
+of that process; `stop()` (also run by `atexit` and the context manager)
+terminates the apiserver before etcd and removes the temporary directory.
+(Not `preexec_fn=prctl(...)`: that makes CPython run at-fork hooks in the
+child, and OpenTelemetry's hook starts threads there, which deadlocks.)
 """
 
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -47,7 +47,6 @@ FEATURE_GATES = (
 )
 RUNTIME_CONFIG = "certificates.k8s.io/v1beta1=true"
 ADMIN_USER = "csr-signer-admin"
-_PR_SET_PDEATHSIG = 1
 
 
 class ControlPlaneError(RuntimeError):
@@ -61,9 +60,10 @@ def free_port() -> int:
         return port
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _die_with_parent_prefix() -> list[str]:
+    """`setpriv --pdeathsig KILL --` where util-linux has it, else nothing."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +204,6 @@ class ControlPlane:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PDEATHSIG
             cwd=self.workdir,
         )
         self._procs.append((name, proc, log))

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
-from typing import Any
+import shutil
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
+from cryptography import x509
+from cryptography.x509.verification import PolicyBuilder, Store
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from signer.local.controlplane import ControlPlane, Credentials
+from signer.local.identities import serviceaccount_credentials
+from signer.pki.ca import generate_root
+from signer.policy import bundled_policies_dir
 
 
 async def grant(
@@ -56,6 +69,8 @@ async def grant(
             await replace(name, body)
 
 
+T = TypeVar("T")
+
 CSR_CREATOR_RULES: list[dict[str, Any]] = [
     {
         "api_groups": ["certificates.k8s.io"],
@@ -83,7 +98,10 @@ async def create_csr(
             expiration_seconds=expiration_seconds,
         ),
     )
-    return await client.CertificatesV1Api(api).create_certificate_signing_request(body)
+    # Retried on 403: tests grant CSR creation just before creating.
+    return await after_rbac_propagates(
+        lambda: client.CertificatesV1Api(api).create_certificate_signing_request(body)
+    )
 
 
 def condition(
@@ -98,3 +116,135 @@ def condition(
         last_update_time=now,
         last_transition_time=now,
     )
+
+
+async def after_rbac_propagates(call: Callable[[], Awaitable[T]], *, timeout: float = 15.0) -> T:
+    """Retry `call` while it is 403: the apiserver's RBAC cache catches up asynchronously."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await call()
+        except ApiException as exc:
+            if exc.status != 403 or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.1)
+
+
+# -- the controller's prerequisites, as an operator would install them -------------------
+
+REPO = Path(__file__).resolve().parents[2]
+NAMESPACE = "csr-signer"
+CA_SECRET = "csr-signer-ca"
+
+
+@dataclass(frozen=True)
+class Installed:
+    creds: Credentials
+    """The controller ServiceAccount's token (deploy/rbac.yaml applies to it)."""
+    kubeconfig: Path
+    ca_pem: bytes
+    ca_key_pem: bytes
+    policy_dir: Path
+
+
+async def install(cp: ControlPlane, admin: client.ApiClient, policy_dir: Path) -> Installed:
+    """deploy/rbac.yaml, a CA Secret, a copy of the bundled policies, a controller token."""
+    applied = cp.kubectl("apply", "-f", str(REPO / "deploy" / "rbac.yaml"))
+    assert applied.returncode == 0, applied.stderr.decode()
+    await grant(
+        admin,
+        "e2e-csr-creators",
+        CSR_CREATOR_RULES,
+        groups=("system:serviceaccounts", "system:authenticated"),
+    )
+    cert_pem, key_pem = generate_root("e2e root", "ecdsa-p256", 30, dt.datetime.now(dt.UTC))
+    await put_secret(admin, ca_secret(cert_pem, key_pem))
+    for path in bundled_policies_dir().glob("*.yaml"):
+        shutil.copy(path, policy_dir / path.name)
+    creds = await serviceaccount_credentials(admin, NAMESPACE, "csr-signer")
+    return Installed(creds, cp.kubeconfig(creds), cert_pem, key_pem, policy_dir)
+
+
+def ca_secret(cert_pem: bytes, key_pem: bytes) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": CA_SECRET, "namespace": NAMESPACE},
+        "data": {
+            "tls.crt": base64.b64encode(cert_pem).decode(),
+            "tls.key": base64.b64encode(key_pem).decode(),
+        },
+    }
+
+
+async def put_secret(admin: client.ApiClient, body: dict[str, Any]) -> None:
+    core = client.CoreV1Api(admin)
+    try:
+        await core.create_namespaced_secret(NAMESPACE, body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        await core.replace_namespaced_secret(CA_SECRET, NAMESPACE, body)
+
+
+async def ready(port: int) -> bool:
+    def get() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    return await asyncio.to_thread(get)
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[Any]],
+    *,
+    what: str,
+    timeout: float = 20,
+    task: asyncio.Task[Any] | None = None,
+) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if task is not None and task.done():
+            raise AssertionError(f"controller exited while waiting for {what}: {task.result()}")
+        if result := await predicate():
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def read_csr(admin: client.ApiClient, name: str) -> client.V1CertificateSigningRequest:
+    return await client.CertificatesV1Api(admin).read_certificate_signing_request(name)
+
+
+def types(csr: client.V1CertificateSigningRequest) -> list[str]:
+    return [c.type for c in (csr.status.conditions or [])]
+
+
+async def wait_final(admin: client.ApiClient, name: str) -> client.V1CertificateSigningRequest:
+    async def final() -> client.V1CertificateSigningRequest | None:
+        csr = await read_csr(admin, name)
+        done = csr.status.certificate or {"Denied", "Failed"} & set(types(csr))
+        return csr if done else None
+
+    result: client.V1CertificateSigningRequest = await wait_until(final, what=f"{name} final")
+    return result
+
+
+def leaf_and_verify(csr: client.V1CertificateSigningRequest, ca_pem: bytes) -> x509.Certificate:
+    """The issued chain verifies as a TLS server certificate for its first DNS name."""
+    chain = x509.load_pem_x509_certificates(base64.b64decode(csr.status.certificate))
+    leaf = chain[0]
+    dns = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    store = Store([x509.load_pem_x509_certificate(ca_pem)])
+    verifier = (
+        PolicyBuilder()
+        .store(store)
+        .time(dt.datetime.now(dt.UTC))
+        .build_server_verifier(x509.DNSName(dns.get_values_for_type(x509.DNSName)[0]))
+    )
+    verifier.verify(leaf, chain[1:])
+    return leaf

@@ -16,7 +16,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from signer.local.controlplane import ControlPlane
 from tests.data.csrs import build_csr_pem, self_signed_pem
 from tests.e2e.conftest import ClientFactory
-from tests.e2e.kube import CSR_CREATOR_RULES, condition, create_csr, grant
+from tests.e2e.kube import CSR_CREATOR_RULES, after_rbac_propagates, condition, create_csr, grant
 
 SIGNER = "csr-signer.dev/cluster-local"
 
@@ -90,7 +90,9 @@ async def test_approval_needs_approve_verb_on_the_signer_name(
 
     approve = {**approve_other, "resource_names": [SIGNER]}
     await grant(admin_api, f"approve-{unique}", [approve], users=(approver,))
-    approved = await api.replace_certificate_signing_request_approval(name, csr)
+    approved = await after_rbac_propagates(
+        lambda: api.replace_certificate_signing_request_approval(name, csr)
+    )
     assert [c.type for c in approved.status.conditions] == ["Approved"]
 
 
@@ -125,7 +127,9 @@ async def test_status_certificate_needs_sign_verb_and_valid_pem(
     await grant(admin_api, f"sign-{unique}", [sign], users=(signer_user,))
     csr.status.certificate = base64.b64encode(b"not a certificate").decode()
     with pytest.raises(ApiException) as invalid:
-        await api.replace_certificate_signing_request_status(name, csr)
+        await after_rbac_propagates(
+            lambda: api.replace_certificate_signing_request_status(name, csr)
+        )
     assert invalid.value.status == 422
     assert "status.certificate" in invalid.value.body
 

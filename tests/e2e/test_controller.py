@@ -10,35 +10,41 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import shutil
-import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
 from cryptography import x509
-from cryptography.x509.verification import PolicyBuilder, Store
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from signer.app import run_app
 from signer.config import Settings
 from signer.local.controlplane import ControlPlane, free_port
-from signer.local.identities import api_client, serviceaccount_credentials
+from signer.local.identities import api_client
 from signer.pki.ca import generate_root
-from signer.policy import bundled_policies_dir
 from tests.data.csrs import build_csr_pem, self_signed_pem
 from tests.e2e.conftest import ClientFactory
-from tests.e2e.kube import CSR_CREATOR_RULES, condition, create_csr, grant
+from tests.e2e.kube import (
+    CA_SECRET,
+    NAMESPACE,
+    ca_secret,
+    condition,
+    create_csr,
+    install,
+    leaf_and_verify,
+    put_secret,
+    read_csr,
+    ready,
+    types,
+    wait_final,
+    wait_until,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 CLUSTER_LOCAL = "csr-signer.dev/cluster-local"
 KNATIVE = "csr-signer.dev/knative-internal"
-NAMESPACE = "csr-signer"
-CA_SECRET = "csr-signer-ca"
 
 
 @dataclass
@@ -51,49 +57,15 @@ class Running:
     metrics_port: int
 
 
-def ca_secret(cert_pem: bytes, key_pem: bytes) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": {"name": CA_SECRET, "namespace": NAMESPACE},
-        "data": {
-            "tls.crt": base64.b64encode(cert_pem).decode(),
-            "tls.key": base64.b64encode(key_pem).decode(),
-        },
-    }
-
-
-async def put_secret(admin: client.ApiClient, body: dict[str, Any]) -> None:
-    core = client.CoreV1Api(admin)
-    try:
-        await core.create_namespaced_secret(NAMESPACE, body)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-        await core.replace_namespaced_secret(CA_SECRET, NAMESPACE, body)
-
-
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def controller(
     control_plane: ControlPlane,
     admin_api: client.ApiClient,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Running]:
-    applied = control_plane.kubectl("apply", "-f", str(REPO / "deploy" / "rbac.yaml"))
-    assert applied.returncode == 0, applied.stderr.decode()
-    await grant(
-        admin_api,
-        "e2e-csr-creators",
-        CSR_CREATOR_RULES,
-        groups=("system:serviceaccounts", "system:authenticated"),
-    )
-    cert_pem, key_pem = generate_root("e2e root", "ecdsa-p256", 30, dt.datetime.now(dt.UTC))
-    await put_secret(admin_api, ca_secret(cert_pem, key_pem))
-    policy_dir = tmp_path_factory.mktemp("policies")
-    for path in bundled_policies_dir().glob("*.yaml"):
-        shutil.copy(path, policy_dir / path.name)
-    creds = await serviceaccount_credentials(admin_api, NAMESPACE, "csr-signer")
+    installed = await install(control_plane, admin_api, tmp_path_factory.mktemp("policies"))
+    creds, cert_pem, key_pem = installed.creds, installed.ca_pem, installed.ca_key_pem
+    policy_dir = installed.policy_dir
     port = free_port()
     settings = Settings(
         kubeconfig=control_plane.kubeconfig(creds),
@@ -112,7 +84,7 @@ async def controller(
     )
     stop = asyncio.Event()
     task = asyncio.create_task(run_app(settings, stop=stop))
-    await wait_until(lambda: _ready(port), what="controller ready", timeout=30, task=task)
+    await wait_until(lambda: ready(port), what="controller ready", timeout=30, task=task)
     api = await api_client(control_plane, creds)
     yield Running(
         api=api, ca_pem=cert_pem, ca_key_pem=key_pem, policy_dir=policy_dir, metrics_port=port
@@ -120,68 +92,6 @@ async def controller(
     stop.set()
     assert await asyncio.wait_for(task, timeout=30) == 0
     await api.close()
-
-
-async def _ready(port: int) -> bool:
-    def get() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    return await asyncio.to_thread(get)
-
-
-async def wait_until(
-    predicate: Callable[[], Awaitable[Any]],
-    *,
-    what: str,
-    timeout: float = 20,
-    task: asyncio.Task[Any] | None = None,
-) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if task is not None and task.done():
-            raise AssertionError(f"controller exited while waiting for {what}: {task.result()}")
-        if result := await predicate():
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def read_csr(admin: client.ApiClient, name: str) -> client.V1CertificateSigningRequest:
-    return await client.CertificatesV1Api(admin).read_certificate_signing_request(name)
-
-
-def types(csr: client.V1CertificateSigningRequest) -> list[str]:
-    return [c.type for c in (csr.status.conditions or [])]
-
-
-async def wait_final(admin: client.ApiClient, name: str) -> client.V1CertificateSigningRequest:
-    async def final() -> client.V1CertificateSigningRequest | None:
-        csr = await read_csr(admin, name)
-        done = csr.status.certificate or {"Denied", "Failed"} & set(types(csr))
-        return csr if done else None
-
-    result: client.V1CertificateSigningRequest = await wait_until(final, what=f"{name} final")
-    return result
-
-
-def leaf_and_verify(csr: client.V1CertificateSigningRequest, ca_pem: bytes) -> x509.Certificate:
-    """The issued chain verifies as a TLS server certificate for its first DNS name."""
-    chain = x509.load_pem_x509_certificates(base64.b64decode(csr.status.certificate))
-    leaf = chain[0]
-    dns = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    store = Store([x509.load_pem_x509_certificate(ca_pem)])
-    verifier = (
-        PolicyBuilder()
-        .store(store)
-        .time(dt.datetime.now(dt.UTC))
-        .build_server_verifier(x509.DNSName(dns.get_values_for_type(x509.DNSName)[0]))
-    )
-    verifier.verify(leaf, chain[1:])
-    return leaf
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from signer.kube.client import make_api_client
 from signer.kube.csrs import CsrClient
 from signer.kube.errors import ApiError
 from signer.kube.leader import LeaderElector
+from signer.kube.trust import TrustPublisher
 from signer.kube.watching import Handlers, list_and_watch
 from signer.pki.ca import CaBundle, CaError, load_ca_from_secret_data
 from signer.pki.signing import SigningLimits
@@ -38,6 +39,7 @@ from signer.policy import PolicyLoadError, PolicySet, bundled_policies_dir, load
 from signer.reactor.cache import CsrCache
 from signer.reactor.queueing import WorkQueue, run_worker
 from signer.reactor.reconcile import Reconciler, Snapshot
+from signer.reactor.state import is_final
 from signer.telemetry import Telemetry
 from signer.web import Readiness, start_web
 
@@ -205,6 +207,7 @@ class Controller:
             metrics=telemetry,
             clock=utcnow,
         )
+        self.trust = TrustPublisher.from_settings(api, settings, ca=lambda: sources.ca)
 
     async def _traced(self, name: str) -> None:
         """One span per reconcile (exported only when an OTLP endpoint is set)."""
@@ -241,7 +244,10 @@ class Controller:
         def on_error(exc: ApiError) -> None:
             self._telemetry.api_error(exc.kind, "watch")
 
-        return Handlers(on_list=on_list, on_event=on_event, on_error=on_error)
+        def pending(raw: dict[str, Any]) -> bool:
+            return not is_final(raw)
+
+        return Handlers(on_list=on_list, on_event=on_event, on_error=on_error, keep=pending)
 
     async def _resync(self) -> None:
         """Periodically requeue every pending CSR: a safety net for anything missed."""
@@ -264,6 +270,7 @@ class Controller:
             for signer in self.settings.signer_names
         ]
         background.append(asyncio.create_task(self._resync(), name="resync"))
+        background.append(asyncio.create_task(self.trust.run(), name="trust-publisher"))
         workers = [
             asyncio.create_task(run_worker(self.queue, self._traced), name=f"worker-{i}")
             for i in range(self.settings.workers)
@@ -300,6 +307,7 @@ async def run_app(settings: Settings, *, stop: asyncio.Event | None = None) -> i
     def on_sources_change() -> None:
         for controller in controller_ref:
             controller.enqueue_all()
+            controller.trust.poke()
 
     sources = Sources(settings, telemetry, readiness, on_sources_change)
     sources.reload_policies()

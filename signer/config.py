@@ -66,6 +66,7 @@ _SIGNER_PATH_MAX = _DNS1123_SUBDOMAIN_MAX + 63 + 1
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_CONFIGMAP_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": float(_DAY)}
 
 
@@ -169,6 +170,14 @@ class Settings(BaseSettings):
     """OTLP/HTTP traces endpoint; None disables trace export."""
     policy_reload_seconds: float = 5.0
     """How often the mounted policy directory is checked for changes."""
+    trust_bundle_namespaces: tuple[str, ...] = ()
+    """Namespaces that get the trust bundle as a ConfigMap labeled for Knative
+    (``networking.knative.dev/trust-bundle``); each needs the Role shown in deploy/rbac.yaml."""
+    trust_bundle_configmap_name: str = "csr-signer-trust-bundle"
+    trust_bundle_configmap_key: str = "ca.crt"
+    """The ConfigMap data key holding the PEM bundle."""
+    cluster_trust_bundles: bool = True
+    """Publish a ClusterTrustBundle (certificates.k8s.io/v1beta1) per signer name."""
 
     @classmethod
     def settings_customise_sources(
@@ -200,6 +209,17 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             names = [part.strip() for item in value for part in str(item).split(",")]
             # Order is kept (it is the order of the metric label set); duplicates go.
+            return tuple(dict.fromkeys(name for name in names if name))
+        return value
+
+    @field_validator("trust_bundle_namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        """``a,b`` (env) or repeated flags, as for signer names; order kept, duplicates go."""
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list | tuple):
+            names = [part.strip() for item in value for part in str(item).split(",")]
             return tuple(dict.fromkeys(name for name in names if name))
         return value
 
@@ -356,6 +376,29 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
         return value
 
+    @field_validator("trust_bundle_namespaces")
+    @classmethod
+    def _check_trust_bundle_namespaces(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not is_dns1123_label(name):
+                raise ValueError(f"{name!r} is not a valid namespace name")
+        return value
+
+    @field_validator("trust_bundle_configmap_name")
+    @classmethod
+    def _check_configmap_name(cls, value: str) -> str:
+        if not is_dns1123_subdomain(value):
+            raise ValueError(f"must be a lowercase DNS subdomain, got {value!r}")
+        return value
+
+    @field_validator("trust_bundle_configmap_key")
+    @classmethod
+    def _check_configmap_key(cls, value: str) -> str:
+        """The apiserver's ConfigMap key rule (IsConfigMapKey)."""
+        if len(value) > 253 or value in (".", "..") or not _CONFIGMAP_KEY.fullmatch(value):
+            raise ValueError(f"must be a ConfigMap key ([-._a-zA-Z0-9]+), got {value!r}")
+        return value
+
     @field_validator("policy_reload_seconds")
     @classmethod
     def _check_policy_reload(cls, value: float) -> float:
@@ -442,6 +485,20 @@ _FLAGS: dict[str, _Flag] = {
     "policy_reload_seconds": _Flag(
         "--policy-reload-interval", _DURATION, "how often the policy directory is checked"
     ),
+    "trust_bundle_namespaces": _Flag(
+        "--trust-bundle-namespace",
+        "NAMESPACE",
+        "namespace that gets the trust bundle ConfigMap for Knative (repeatable, or a,b)",
+    ),
+    "trust_bundle_configmap_name": _Flag(
+        "--trust-bundle-configmap", "NAME", "name of the trust bundle ConfigMaps"
+    ),
+    "trust_bundle_configmap_key": _Flag(
+        "--trust-bundle-key", "KEY", "ConfigMap data key holding the PEM bundle"
+    ),
+    "cluster_trust_bundles": _Flag(
+        "--cluster-trust-bundles", None, "publish a ClusterTrustBundle per signer name"
+    ),
 }
 """Field -> its command-line flag. The argparse `dest` is the field name itself."""
 
@@ -464,11 +521,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if spec.flag == "--ca-secret":
             continue
         kwargs: dict[str, Any] = {"dest": field, "help": f"{spec.help} [{env_var(field)}]"}
-        if field == "leader_elect":
+        if field in ("leader_elect", "cluster_trust_bundles"):
             kwargs.update(action=argparse.BooleanOptionalAction, default=None)
         else:
             kwargs["metavar"] = spec.metavar
-        if field == "signer_names":
+        if field in ("signer_names", "trust_bundle_namespaces"):
             kwargs["action"] = "append"
         group.add_argument(spec.flag, **kwargs)
     group.add_argument(

@@ -37,10 +37,15 @@ class Handlers:
     on_event: Callable[[str, dict[str, Any]], None]
     """ADDED / MODIFIED / DELETED with the object."""
     on_error: Callable[[ApiError], None] = lambda _e: None
+    keep: Callable[[dict[str, Any]], bool] = lambda _obj: True
+    """Which listed objects to hand to `on_list`; the rest are dropped page by page,
+    so a relist of a large history costs one page of memory, not the whole list."""
 
 
-async def list_all(list_fn: ListFn, **selectors: Any) -> tuple[list[dict[str, Any]], str]:
-    """Every object, paginated; returns (items, resourceVersion of the list)."""
+async def list_all(
+    list_fn: ListFn, keep: Callable[[dict[str, Any]], bool] | None = None, **selectors: Any
+) -> tuple[list[dict[str, Any]], str]:
+    """Every object `keep` wants, paginated; returns (items, resourceVersion of the list)."""
     items: list[dict[str, Any]] = []
     token: str | None = None
     resource_version = ""
@@ -49,7 +54,8 @@ async def list_all(list_fn: ListFn, **selectors: Any) -> tuple[list[dict[str, An
         if token:
             kwargs["_continue"] = token
         page = await read_json(list_fn(_preload_content=False, **kwargs))
-        items.extend(page.get("items") or [])
+        page_items = page.get("items") or []
+        items.extend(page_items if keep is None else [i for i in page_items if keep(i)])
         metadata = page.get("metadata") or {}
         resource_version = resource_version or str(metadata.get("resourceVersion", ""))
         token = metadata.get("continue")
@@ -146,7 +152,7 @@ async def list_and_watch(
     backoff = backoff or Backoff()
     while True:
         try:
-            items, resource_version = await list_all(list_fn, **selectors)
+            items, resource_version = await list_all(list_fn, handlers.keep, **selectors)
             handlers.on_list(items)
             backoff.reset()
             while True:

@@ -63,6 +63,9 @@ class CsrCache:
             self._pending.pop(name, None)
             self._remember_finished(uid)
             return False
+        # managedFields can be larger than the rest of the object; an update
+        # without them keeps the server's copy, so there is no need to hold them.
+        (raw.get("metadata") or {}).pop("managedFields", None)
         self._pending[name] = raw
         return True
 

@@ -192,3 +192,17 @@ async def test_list_http_error_raises_instead_of_returning_the_status_object() -
     )
     with pytest.raises(ApiError, match="403"):
         await list_all(script)
+
+
+async def test_list_keeps_only_what_the_handler_wants_page_by_page() -> None:
+    script = Script(
+        FakeResponse(
+            {
+                "metadata": {"resourceVersion": "9", "continue": "t"},
+                "items": [obj("a", "1"), obj("done", "2")],
+            }
+        ),
+        FakeResponse({"metadata": {"resourceVersion": "9"}, "items": [obj("b", "3")]}),
+    )
+    items, _ = await list_all(script, lambda o: o["metadata"]["name"] != "done")
+    assert [i["metadata"]["name"] for i in items] == ["a", "b"]

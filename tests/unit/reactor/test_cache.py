@@ -71,3 +71,11 @@ def test_finished_memory_is_bounded() -> None:
     for i in range(5):
         cache.apply("ADDED", raw(name=f"n{i}", uid=f"u{i}", certificate="eA=="))
     assert len(cache._finished) == 2
+
+
+def test_managed_fields_are_not_kept_in_the_cache() -> None:
+    cache = CsrCache()
+    obj = raw()
+    obj["metadata"]["managedFields"] = [{"manager": "kubectl"}]
+    cache.apply("ADDED", obj)
+    assert "managedFields" not in (cache.get("a") or {})["metadata"]

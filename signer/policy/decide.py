@@ -15,7 +15,7 @@ made"):
 
 from __future__ import annotations
 
-from signer.models import CsrRequest, Decision, Outcome
+from signer.models import CsrRequest, CsrView, Decision, Outcome
 from signer.pki.parsing import CsrParseError, parse_csr
 from signer.policy.evaluation import RequestFacts, Violation, evaluate, quote
 from signer.policy.matching import applicable
@@ -25,16 +25,24 @@ DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 
 
 def decide(
-    request: CsrRequest, policies: PolicySet, *, cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    request: CsrRequest,
+    policies: PolicySet,
+    *,
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN,
+    parsed: CsrView | None = None,
 ) -> Decision:
-    """Approve, deny or abstain on `request`, with every reason; never raises for a bad CSR."""
+    """Approve, deny or abstain on `request`, with every reason; never raises for a bad CSR.
+
+    `parsed` is `parse_csr(request.request)` when the caller already has it (the
+    controller parses once for deciding and signing); it is trusted as is.
+    """
     signer_name = request.signer_name
     if not policies.governs(signer_name):
         return Decision(
             Outcome.ABSTAIN, reasons=(f"no policy governs signer {quote(signer_name)}",)
         )
     try:
-        csr = parse_csr(request.request)
+        csr = parsed if parsed is not None else parse_csr(request.request)
     except CsrParseError as exc:
         message = str(exc)
         if not message.startswith("spec.request"):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from signer.kube.errors import ApiError, Conflict, NotFound
-from signer.models import Decision, Outcome, Refusal
+from signer.models import CsrView, Decision, Outcome, Refusal
 from signer.pki.ca import CaBundle
 from signer.pki.parsing import CsrParseError, parse_csr
 from signer.pki.signing import Issued, SigningLimits, issue
@@ -134,10 +134,11 @@ class Reconciler:
             return False
         snapshot = self._snapshot()
         policy_name: str | None = None
+        view = _parse(state)  # once, for deciding and for signing
         if not state.approved:
             if snapshot.policies is None:
                 return True  # policies not loaded yet: nothing to decide with
-            decision = self._decide(state, snapshot)
+            decision = self._decide(state, snapshot, view)
             self._metrics.decision(signer, decision.outcome, decision.policy)
             if decision.outcome is Outcome.ABSTAIN:
                 await self._abstain(state, decision)
@@ -157,15 +158,22 @@ class Reconciler:
         elif snapshot.policies is not None:
             # Approved earlier (by us before a restart, or by a human): the
             # approving policy, if one would approve, still caps the lifetime.
-            again = decide(state.request, snapshot.policies, cluster_domain=snapshot.cluster_domain)
+            again = self._decide(state, snapshot, view)
             policy_name = again.policy if again.outcome is Outcome.APPROVE else None
-        return await self._sign(raw, state, snapshot, policy_name)
+        return await self._sign(raw, state, snapshot, policy_name, view)
 
-    def _decide(self, state: CsrState, snapshot: Snapshot) -> Decision:
+    def _decide(
+        self, state: CsrState, snapshot: Snapshot, view: CsrView | CsrParseError
+    ) -> Decision:
         assert snapshot.policies is not None
         if state.problem is not None:
             return Decision(Outcome.DENY, reasons=(state.problem,))
-        return decide(state.request, snapshot.policies, cluster_domain=snapshot.cluster_domain)
+        return decide(
+            state.request,
+            snapshot.policies,
+            cluster_domain=snapshot.cluster_domain,
+            parsed=view if isinstance(view, CsrView) else None,
+        )
 
     async def _abstain(self, state: CsrState, decision: Decision) -> None:
         if state.name in self._abstained:
@@ -188,12 +196,17 @@ class Reconciler:
         )
 
     async def _sign(
-        self, raw: RawCsr, state: CsrState, snapshot: Snapshot, policy_name: str | None
+        self,
+        raw: RawCsr,
+        state: CsrState,
+        snapshot: Snapshot,
+        policy_name: str | None,
+        view: CsrView | CsrParseError,
     ) -> bool:
         if snapshot.ca is None:
             return True  # no valid CA yet: readiness says so; retry with backoff
         signer = state.request.signer_name
-        outcome = self._issue(state, snapshot, policy_name)
+        outcome = self._issue(state, snapshot, policy_name, view)
         if isinstance(outcome, Refusal):
             if outcome.reason in CA_REFUSALS:
                 log.error("%s: cannot sign: %s", state.name, outcome.message)
@@ -223,15 +236,17 @@ class Reconciler:
         return False
 
     def _issue(
-        self, state: CsrState, snapshot: Snapshot, policy_name: str | None
+        self,
+        state: CsrState,
+        snapshot: Snapshot,
+        policy_name: str | None,
+        view: CsrView | CsrParseError,
     ) -> Issued | Refusal:
         assert snapshot.ca is not None
         if state.problem is not None:
             return Refusal("InvalidRequest", state.problem)
-        try:
-            view = parse_csr(state.request.request)
-        except CsrParseError as exc:
-            return Refusal("InvalidRequest", str(exc))
+        if isinstance(view, CsrParseError):
+            return Refusal("InvalidRequest", str(view))
         return issue(
             view,
             snapshot.ca,
@@ -240,6 +255,13 @@ class Reconciler:
             requested_seconds=state.request.expiration_seconds,
             limits=self._limits(snapshot, state.request.signer_name, policy_name),
         )
+
+
+def _parse(state: CsrState) -> CsrView | CsrParseError:
+    try:
+        return parse_csr(state.request.request)
+    except CsrParseError as exc:
+        return exc
 
 
 __all__ = ["CsrWriter", "Metrics", "NotFound", "Reconciler", "Snapshot"]

@@ -199,7 +199,7 @@ class ControlPlane:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = (self.workdir / f"{name}.log").open("wb")
         proc = subprocess.Popen(
-            argv,
+            [*_die_with_parent_prefix(), *argv],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from kubernetes_asyncio import client
@@ -162,3 +166,37 @@ def test_stop_leaves_no_process_behind(control_plane: ControlPlane) -> None:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert not workdir.exists()
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for init to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_sigkill_of_the_owner_process_takes_the_control_plane_down(
+    control_plane: ControlPlane,
+) -> None:
+    script = (
+        "from signer.local.controlplane import ControlPlane\n"
+        "import time\n"
+        "cp = ControlPlane()\n"
+        "cp.start()\n"
+        "print(' '.join(str(p.pid) for _n, p, _l in cp._procs), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert owner.stdout is not None
+    pids = [int(p) for p in owner.stdout.readline().split()]
+    assert len(pids) == 2
+    assert all(_alive(pid) for pid in pids)
+    owner.kill()  # no atexit, no finally: only PDEATHSIG can clean up
+    owner.wait(timeout=10)
+    owner.stdout.close()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids)

@@ -256,6 +256,9 @@ class Controller:
             self.enqueue_all()
 
     async def run(self) -> None:
+        """Watch, reconcile and publish trust until `stopping` is set (or a watch fails)."""
+        self._synced.clear()
+        self._readiness.set("watch", ok=False, detail="not synced")
         certs = client.CertificatesV1Api(self._api)
         background = [
             asyncio.create_task(
@@ -275,13 +278,14 @@ class Controller:
             asyncio.create_task(run_worker(self.queue, self._traced), name=f"worker-{i}")
             for i in range(self.settings.workers)
         ]
+        stop = asyncio.create_task(self.stopping.wait())
         try:
-            stop = asyncio.create_task(self.stopping.wait())
             done, _ = await asyncio.wait([stop, *background], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is not stop:
                     task.result()  # a watch loop never ends unless it failed
         finally:
+            stop.cancel()
             # Stop taking work; in-flight reconciles finish their writes.
             for task in background:
                 task.cancel()
@@ -299,7 +303,13 @@ async def run_app(settings: Settings, *, stop: asyncio.Event | None = None) -> i
         otlp_endpoint=settings.otlp_endpoint, signer_names=list(settings.signer_names)
     )
     readiness = Readiness()
-    readiness.set("watch", ok=False, detail="not synced")
+    # A standby is ready: it serves nothing until it leads, and a Deployment
+    # rollout must not wait for a pod that is deliberately idle.
+    readiness.set(
+        "watch",
+        ok=settings.leader_elect,
+        detail="standby: not leading" if settings.leader_elect else "not synced",
+    )
     api = await make_api_client(settings.kubeconfig)
     cache, queue = CsrCache(), WorkQueue()
     controller_ref: list[Controller] = []

@@ -1,0 +1,70 @@
+"""Hot reload of policy files: a bad edit is rejected and the last good set stays."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from signer.app import Sources
+from signer.config import Settings
+from signer.policy import bundled_policies_dir
+from signer.telemetry import Telemetry
+from signer.web import Check, Readiness
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Path:
+    for path in bundled_policies_dir().glob("*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    return tmp_path
+
+
+def check(readiness: Readiness, name: str) -> Check:
+    return next(c for c in readiness.checks if c.name == name)
+
+
+def make_sources(policy_dir: Path) -> tuple[Sources, Telemetry, Readiness, list[str]]:
+    telemetry = Telemetry.create(signer_names=["csr-signer.dev/cluster-local"])
+    readiness = Readiness()
+    changes: list[str] = []
+    sources = Sources(
+        Settings(policy_dir=policy_dir), telemetry, readiness, lambda: changes.append("changed")
+    )
+    return sources, telemetry, readiness, changes
+
+
+def test_valid_policies_load_and_mark_ready(policy_dir: Path) -> None:
+    sources, telemetry, readiness, changes = make_sources(policy_dir)
+    assert sources.reload_policies() is True
+    assert sources.policies is not None
+    assert check(readiness, "policies").ok
+    assert changes == ["changed"]
+    assert b'csr_signer_policy_reloads_total{result="success"} 1.0' in telemetry.render()[0]
+    telemetry.shutdown()
+
+
+def test_unchanged_files_are_not_reloaded(policy_dir: Path) -> None:
+    sources, telemetry, _readiness, changes = make_sources(policy_dir)
+    sources.reload_policies()
+    assert sources.reload_policies() is False
+    assert changes == ["changed"]
+    telemetry.shutdown()
+
+
+def test_invalid_edit_is_rejected_and_previous_policies_stay_in_force(policy_dir: Path) -> None:
+    sources, telemetry, readiness, changes = make_sources(policy_dir)
+    sources.reload_policies()
+    before = sources.policies
+    (policy_dir / "zz-broken.yaml").write_text("policies:\n  - name: broken\n    signerNames: 42\n")
+    assert sources.reload_policies() is False
+    assert sources.policies is before
+    policies = check(readiness, "policies")
+    assert not policies.ok
+    assert "previous policies stay in force" in policies.detail
+    assert "zz-broken.yaml" in policies.detail
+    assert b'csr_signer_policy_reloads_total{result="failure"} 1.0' in telemetry.render()[0]
+    assert b"csr_signer_policies_valid 0.0" in telemetry.render()[0]
+    assert changes == ["changed"], "a rejected set triggers no re-evaluation"
+    telemetry.shutdown()

@@ -111,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise CliError(str(exc)) from exc
         configure_logging(settings)
-        print(session.instructions(cp, prepared), flush=True)
+        print(session.instructions(cp, prepared, settings.metrics_address), flush=True)
         return asyncio.run(run_app(settings))
     finally:
         cp.stop()

@@ -160,7 +160,7 @@ def _write_samples(directory: Path) -> dict[str, Path]:
     return paths
 
 
-def instructions(cp: ControlPlane, prepared: Prepared) -> str:
+def instructions(cp: ControlPlane, prepared: Prepared, metrics_address: str) -> str:
     kubectl = cp.binaries.kubectl
     return textwrap.dedent(
         f"""
@@ -181,7 +181,7 @@ def instructions(cp: ControlPlane, prepared: Prepared) -> str:
         Why:          kubectl get events -n default
         Certificate:  kubectl get csr <name> -o jsonpath='{{.status.certificate}}' | base64 -d
         CA:           {cp.workdir / "ca.crt"}
-        Metrics:      http://127.0.0.1:8080/metrics (/readyz, /healthz)
+        Metrics:      http://{metrics_address}/metrics (/readyz, /healthz)
 
         Ctrl-C stops the controller and the control plane.
         """

@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint unit e2e bench binaries clean
+.PHONY: run test lint install bench binaries manifests clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 binaries: $(STAMP)
 	$(BIN)/csr-signer local build
+	$(BIN)/python -m signer.local.helm build
+
+manifests: $(STAMP)
+	$(BIN)/python -m signer.local.helm manifests --write
 
 run: $(STAMP)
 	$(BIN)/csr-signer local run

@@ -88,7 +88,9 @@ async def create_csr(
     signer_name: str,
     usages: tuple[str, ...] = ("digital signature", "key encipherment", "server auth"),
     expiration_seconds: int | None = None,
+    wait_for_rbac: bool = True,
 ) -> client.V1CertificateSigningRequest:
+    """Create a CSR as `api`; by default a 403 is retried while RBAC propagates."""
     body = client.V1CertificateSigningRequest(
         metadata=client.V1ObjectMeta(name=name),
         spec=client.V1CertificateSigningRequestSpec(
@@ -98,10 +100,10 @@ async def create_csr(
             expiration_seconds=expiration_seconds,
         ),
     )
-    # Retried on 403: tests grant CSR creation just before creating.
-    return await after_rbac_propagates(
-        lambda: client.CertificatesV1Api(api).create_certificate_signing_request(body)
-    )
+    certs = client.CertificatesV1Api(api)
+    if not wait_for_rbac:
+        return await certs.create_certificate_signing_request(body)
+    return await after_rbac_propagates(lambda: certs.create_certificate_signing_request(body))
 
 
 def condition(

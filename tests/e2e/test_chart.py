@@ -1,0 +1,512 @@
+"""The Helm chart against the real apiserver: it lints, applies, and its RBAC is exactly enough.
+
+Two releases are rendered with the pinned helm and applied with
+``kubectl apply --server-side`` (no pods run: the control plane has no nodes):
+``chart-e2e`` with the chart's default values, and ``chart-custom`` with other
+signer names, other trust-bundle namespaces and ``ca.create``. Each has its
+own namespace and a release name other than ``csr-signer``, so its
+cluster-scoped objects (``<release>-csr-signer``) never collide with
+deploy/rbac.yaml, which tests/e2e/test_controller.py applies in the same cluster.
+
+The RBAC proof uses real calls with a token of the release's ServiceAccount
+(TokenRequest API), one table row per permission: what the controller needs
+succeeds, and each nearby thing it must not do is refused with 403 by the
+apiserver's own authorizer and admission (``attest`` on ClusterTrustBundles).
+
+Objects whose names are shared across the session (the default release's
+ClusterTrustBundle and Knative ConfigMap names, used by test_trust.py too)
+are only ever created if absent and deleted only if this module created them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from signer.config import DEFAULT_SIGNER_NAMES
+from signer.local.controlplane import ControlPlane
+from signer.local.helm import helm, helm_path, render_manifests, resolve_helm, template
+from signer.local.identities import api_client, ensure_namespace, serviceaccount_credentials
+from signer.pki.ca import generate_root
+from signer.trust import cluster_trust_bundle_name
+from tests.data.csrs import build_csr_pem, self_signed_pem
+from tests.e2e.kube import condition, create_csr
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "chart" / "csr-signer"
+OTHER_SIGNER = "example.com/other"
+
+# A cold machine builds helm (~100 s on 2 cores) in the first test's setup.
+pytestmark = pytest.mark.timeout(120 if helm_path().is_file() else 1200)
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    namespace: str
+    values: dict[str, Any] = field(default_factory=dict)
+    signer_names: tuple[str, ...] = DEFAULT_SIGNER_NAMES
+    trust_namespaces: tuple[str, ...] = ("knative-serving",)
+    ca_secret: str = "csr-signer-ca"
+    configmap: str = "csr-signer-trust-bundle"
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.name}-csr-signer"
+
+    @property
+    def lease(self) -> str:
+        return str(self.values.get("leaderElection", {}).get("leaseName") or self.fullname)
+
+
+DEFAULTS = Release("chart-e2e", "chart-e2e")
+CUSTOM = Release(
+    "chart-custom",
+    "chart-custom",
+    values={
+        "signerNames": ["chart.e2e.example/internal", "chart.e2e.example/edge"],
+        "ca": {"create": True, "secretName": "custom-ca"},
+        "leaderElection": {"leaseName": "custom-lease"},
+        "trustBundle": {
+            "namespaces": ["chart-trust-a", "chart-trust-b"],
+            "configMapName": "ca-bundle",
+        },
+        "replicaCount": 3,
+    },
+    signer_names=("chart.e2e.example/internal", "chart.e2e.example/edge"),
+    trust_namespaces=("chart-trust-a", "chart-trust-b"),
+    ca_secret="custom-ca",
+    configmap="ca-bundle",
+)
+RELEASES = [pytest.param(DEFAULTS, id="default-values"), pytest.param(CUSTOM, id="custom-values")]
+
+
+@pytest.fixture(scope="module")
+def helm_binary() -> Path:
+    return resolve_helm()
+
+
+def values_file(tmp: Path, release: Release) -> list[str]:
+    if not release.values:
+        return []
+    path = tmp / f"{release.name}.yaml"
+    path.write_text(yaml.safe_dump(release.values))
+    return ["--values", str(path)]
+
+
+def apply(cp: ControlPlane, manifest: str, *extra: str) -> str:
+    proc = cp.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=chart-e2e",
+        *extra,
+        "-f",
+        "-",
+        input=manifest.encode(),
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout.decode()
+
+
+@dataclass
+class Installed:
+    release: Release
+    sa: client.ApiClient
+    """The release ServiceAccount's own client (a TokenRequest token)."""
+    admin: client.ApiClient
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def installed(
+    control_plane: ControlPlane, admin_api: client.ApiClient, helm_binary: Path
+) -> AsyncIterator[dict[str, Installed]]:
+    """Both releases rendered, applied server-side, with a client per ServiceAccount."""
+    result: dict[str, Installed] = {}
+    for release in (DEFAULTS, CUSTOM):
+        for namespace in (release.namespace, *release.trust_namespaces):
+            await ensure_namespace(admin_api, namespace)
+        manifest = template(
+            CHART,
+            release=release.name,
+            namespace=release.namespace,
+            values=release.values,
+            helm_binary=helm_binary,
+        )
+        apply(control_plane, manifest)
+        creds = await serviceaccount_credentials(admin_api, release.namespace, release.fullname)
+        result[release.name] = Installed(release, await api_client(control_plane, creds), admin_api)
+    core = client.CoreV1Api(admin_api)
+    for body in (
+        # The default release brings its own CA Secret (the documented path), and
+        # each namespace holds a Secret the controller must not see.
+        secret(DEFAULTS.ca_secret, DEFAULTS.namespace),
+        secret("not-the-ca", DEFAULTS.namespace),
+        secret("not-the-ca", CUSTOM.namespace),
+    ):
+        await core.create_namespaced_secret(body.metadata.namespace, body)
+    yield result
+    for item in result.values():
+        await item.sa.close()
+
+
+def secret(name: str, namespace: str) -> client.V1Secret:
+    cert, key = generate_root(f"{name} root", "ecdsa-p256", 30, dt.datetime.now(dt.UTC))
+    return client.V1Secret(
+        type="kubernetes.io/tls",
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace),
+        data={
+            "tls.crt": base64.b64encode(cert).decode(),
+            "tls.key": base64.b64encode(key).decode(),
+        },
+    )
+
+
+# -- lint and apply ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_helm_lint_strict(helm_binary: Path, tmp_path: Path, release: Release) -> None:
+    out = helm(
+        "lint", "--strict", str(CHART), *values_file(tmp_path, release), helm_binary=helm_binary
+    )
+    assert "0 chart(s) failed" in out
+
+
+@pytest.mark.parametrize("release", RELEASES)
+async def test_rendered_chart_is_accepted_by_the_apiserver(
+    installed: dict[str, Installed], release: Release
+) -> None:
+    """Server-side apply validated every object against the real API schema."""
+    admin = installed[release.name].admin
+    deployment = await client.AppsV1Api(admin).read_namespaced_deployment(
+        release.fullname, release.namespace
+    )
+    assert deployment.spec.replicas == release.values.get("replicaCount", 2)
+    container = deployment.spec.template.spec.containers[0]
+    env = {e.name: e.value for e in container.env}
+    assert env["CSR_SIGNER_SIGNER_NAMES"] == ",".join(release.signer_names)
+    assert env["CSR_SIGNER_LEASE_NAMESPACE"] == release.namespace
+    assert container.security_context.read_only_root_filesystem is True
+    pdb = await client.PolicyV1Api(admin).read_namespaced_pod_disruption_budget(
+        release.fullname, release.namespace
+    )
+    assert pdb.spec.max_unavailable == 1
+    await client.NetworkingV1Api(admin).read_namespaced_network_policy(
+        release.fullname, release.namespace
+    )
+    await client.CoreV1Api(admin).read_namespaced_config_map(
+        f"{release.fullname}-policies", release.namespace
+    )
+    ca = await client.CoreV1Api(admin).read_namespaced_secret(release.ca_secret, release.namespace)
+    assert ca.type == "kubernetes.io/tls"
+
+
+async def test_manifests_yaml_is_accepted_by_the_apiserver(
+    control_plane: ControlPlane, admin_api: client.ApiClient, helm_binary: Path
+) -> None:
+    """deploy/manifests.yaml (checked in sync elsewhere) validates; dry run, so it
+    cannot disturb deploy/rbac.yaml's objects of the same names."""
+    await ensure_namespace(admin_api, "csr-signer")
+    await ensure_namespace(admin_api, "knative-serving")
+    manifest = (REPO / "deploy" / "manifests.yaml").read_text()
+    assert manifest == render_manifests(CHART, helm_binary=helm_binary)
+    out = apply(control_plane, manifest, "--dry-run=server", "--force-conflicts")
+    assert "deployment.apps/csr-signer serverside-applied (server dry run)" in out
+
+
+# -- RBAC, call by call ------------------------------------------------------------------
+
+
+@dataclass
+class Ctx:
+    release: Release
+    sa: client.ApiClient
+    admin: client.ApiClient
+    unique: str
+
+    @property
+    def signer(self) -> str:
+        return self.release.signer_names[0]
+
+
+Action = Callable[[Ctx], Awaitable[object]]
+
+
+def certs(api: client.ApiClient) -> client.CertificatesV1Api:
+    return client.CertificatesV1Api(api)
+
+
+async def admin_csr(ctx: Ctx, signer: str, *, approved: bool = False) -> str:
+    name = f"chart-{ctx.unique}-{abs(hash((signer, approved))) % 10**6}"
+    await create_csr(
+        ctx.admin, name, build_csr_pem(dns_names=["web.chart.svc"]), signer_name=signer
+    )
+    if approved:
+        csr = await certs(ctx.admin).read_certificate_signing_request(name)
+        csr.status.conditions = [condition("Approved", "ChartE2E")]
+        await certs(ctx.admin).replace_certificate_signing_request_approval(name, csr)
+    return name
+
+
+async def approve(ctx: Ctx, signer: str) -> None:
+    name = await admin_csr(ctx, signer)
+    csr = await certs(ctx.sa).read_certificate_signing_request(name)
+    csr.status.conditions = [condition("Approved", "ChartE2E", "approved by the chart's SA")]
+    await certs(ctx.sa).replace_certificate_signing_request_approval(name, csr)
+
+
+async def sign(ctx: Ctx, signer: str) -> None:
+    name = await admin_csr(ctx, signer, approved=True)
+    csr = await certs(ctx.sa).read_certificate_signing_request(name)
+    csr.status.certificate = base64.b64encode(self_signed_pem()).decode()
+    await certs(ctx.sa).replace_certificate_signing_request_status(name, csr)
+
+
+async def update_csr(ctx: Ctx) -> None:
+    name = await admin_csr(ctx, ctx.signer)
+    csr = await certs(ctx.sa).read_certificate_signing_request(name)
+    csr.metadata.labels = {"touched": "yes"}
+    await certs(ctx.sa).replace_certificate_signing_request(name, csr)
+
+
+async def patch_csr(ctx: Ctx) -> None:
+    name = await admin_csr(ctx, ctx.signer)
+    await certs(ctx.sa).patch_certificate_signing_request(
+        name, {"metadata": {"labels": {"touched": "yes"}}}
+    )
+
+
+async def delete_csr(ctx: Ctx) -> None:
+    name = await admin_csr(ctx, ctx.signer)
+    await certs(ctx.sa).delete_certificate_signing_request(name)
+
+
+async def lease_round_trip(ctx: Ctx) -> None:
+    coordination = client.CoordinationV1Api(ctx.sa)
+    body = client.V1Lease(
+        metadata=client.V1ObjectMeta(name=ctx.release.lease),
+        spec=client.V1LeaseSpec(holder_identity="chart-e2e", lease_duration_seconds=15),
+    )
+    await coordination.create_namespaced_lease(ctx.release.namespace, body)
+    lease = await coordination.read_namespaced_lease(ctx.release.lease, ctx.release.namespace)
+    lease.spec.holder_identity = "chart-e2e-2"
+    await coordination.replace_namespaced_lease(ctx.release.lease, ctx.release.namespace, lease)
+
+
+async def event_in(ctx: Ctx, namespace: str) -> None:
+    await client.CoreV1Api(ctx.sa).create_namespaced_event(
+        namespace,
+        client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name="chart-e2e-"),
+            involved_object=client.V1ObjectReference(
+                api_version="certificates.k8s.io/v1",
+                kind="CertificateSigningRequest",
+                name=f"chart-{ctx.unique}",
+            ),
+            reason="ChartE2E",
+            message="RBAC check",
+            type="Normal",
+        ),
+    )
+
+
+def trust_bundle(name: str, signer: str) -> client.V1beta1ClusterTrustBundle:
+    cert, _ = generate_root("chart e2e trust", "ecdsa-p256", 30, dt.datetime.now(dt.UTC))
+    return client.V1beta1ClusterTrustBundle(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1beta1ClusterTrustBundleSpec(signer_name=signer, trust_bundle=cert.decode()),
+    )
+
+
+async def publish_cluster_trust_bundle(ctx: Ctx) -> None:
+    """create (attest), get, update, delete: only what this call created is deleted."""
+    api = client.CertificatesV1beta1Api(ctx.sa)
+    name = cluster_trust_bundle_name(ctx.signer)
+    try:
+        await api.create_cluster_trust_bundle(trust_bundle(name, ctx.signer))
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        await api.read_cluster_trust_bundle(name)  # someone else's: read only
+        return
+    bundle = await api.read_cluster_trust_bundle(name)
+    bundle.metadata.labels = {"chart-e2e": "updated"}
+    await api.replace_cluster_trust_bundle(name, bundle)
+    await api.delete_cluster_trust_bundle(name)
+
+
+async def trust_configmap_round_trip(ctx: Ctx) -> None:
+    core = client.CoreV1Api(ctx.sa)
+    namespace, name = ctx.release.trust_namespaces[-1], ctx.release.configmap
+    body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), data={"ca.crt": "x"})
+    try:
+        await core.create_namespaced_config_map(namespace, body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        await core.read_namespaced_config_map(name, namespace)
+        return
+    current = await core.read_namespaced_config_map(name, namespace)
+    current.data = {"ca.crt": "y"}
+    await core.replace_namespaced_config_map(name, namespace, current)
+    await core.delete_namespaced_config_map(name, namespace)
+
+
+def core(ctx: Ctx) -> client.CoreV1Api:
+    return client.CoreV1Api(ctx.sa)
+
+
+ALLOWED: list[tuple[str, Action]] = [
+    (
+        "lists-csrs-of-its-signer",
+        lambda c: certs(c.sa).list_certificate_signing_request(
+            field_selector=f"spec.signerName={c.signer}"
+        ),
+    ),
+    ("approves-csrs-of-its-signer", lambda c: approve(c, c.signer)),
+    ("approves-csrs-of-its-second-signer", lambda c: approve(c, c.release.signer_names[1])),
+    ("signs-approved-csrs-of-its-signer", lambda c: sign(c, c.signer)),
+    (
+        "reads-its-ca-secret",
+        lambda c: core(c).read_namespaced_secret(c.release.ca_secret, c.release.namespace),
+    ),
+    (
+        "lists-its-ca-secret-by-field-selector",
+        lambda c: core(c).list_namespaced_secret(
+            c.release.namespace, field_selector=f"metadata.name={c.release.ca_secret}"
+        ),
+    ),
+    ("creates-reads-and-renews-its-lease", lease_round_trip),
+    ("creates-events-in-default", lambda c: event_in(c, "default")),
+    ("publishes-a-cluster-trust-bundle-for-its-signer", publish_cluster_trust_bundle),
+    (
+        "lists-cluster-trust-bundles",
+        lambda c: client.CertificatesV1beta1Api(c.sa).list_cluster_trust_bundle(),
+    ),
+    ("writes-its-trust-configmap-in-a-trust-namespace", trust_configmap_round_trip),
+]
+
+FORBIDDEN: list[tuple[str, str, Action]] = [
+    # (rule, a fragment of the apiserver's refusal that names the permission, call)
+    (
+        "cannot-approve-another-signer",
+        'not permitted to approve requests with signerName "example.com/other"',
+        lambda c: approve(c, OTHER_SIGNER),
+    ),
+    (
+        "cannot-sign-another-signer",
+        'not permitted to sign requests with signerName "example.com/other"',
+        lambda c: sign(c, OTHER_SIGNER),
+    ),
+    (
+        "cannot-update-a-csr-itself",
+        'cannot update resource "certificatesigningrequests"',
+        update_csr,
+    ),
+    ("cannot-patch-a-csr", 'cannot patch resource "certificatesigningrequests"', patch_csr),
+    ("cannot-delete-a-csr", 'cannot delete resource "certificatesigningrequests"', delete_csr),
+    (
+        "cannot-create-a-csr",
+        'cannot create resource "certificatesigningrequests"',
+        lambda c: create_csr(
+            c.sa, f"sa-{c.unique}", build_csr_pem(), signer_name=c.signer, wait_for_rbac=False
+        ),
+    ),
+    (
+        "cannot-read-another-secret-in-its-namespace",
+        'cannot get resource "secrets"',
+        lambda c: core(c).read_namespaced_secret("not-the-ca", c.release.namespace),
+    ),
+    (
+        "cannot-list-secrets-in-its-namespace",
+        'cannot list resource "secrets"',
+        lambda c: core(c).list_namespaced_secret(c.release.namespace),
+    ),
+    (
+        "cannot-read-the-ca-secret-name-in-another-namespace",
+        'cannot get resource "secrets"',
+        lambda c: core(c).read_namespaced_secret(c.release.ca_secret, "default"),
+    ),
+    (
+        "cannot-read-another-lease",
+        'cannot get resource "leases"',
+        lambda c: client.CoordinationV1Api(c.sa).read_namespaced_lease(
+            "someone-elses", c.release.namespace
+        ),
+    ),
+    (
+        "cannot-create-events-in-its-own-namespace",
+        'cannot create resource "events"',
+        lambda c: event_in(c, c.release.namespace),
+    ),
+    (
+        "cannot-attest-a-cluster-trust-bundle-for-another-signer",
+        "attest",
+        lambda c: client.CertificatesV1beta1Api(c.sa).create_cluster_trust_bundle(
+            trust_bundle(cluster_trust_bundle_name(OTHER_SIGNER), OTHER_SIGNER)
+        ),
+    ),
+    # Reading any ClusterTrustBundle is allowed to every ServiceAccount by the
+    # bootstrap role system:cluster-trust-bundle-discovery (bundles are public);
+    # writing one outside our names is what must be refused.
+    (
+        "cannot-delete-another-cluster-trust-bundle",
+        'cannot delete resource "clustertrustbundles"',
+        lambda c: client.CertificatesV1beta1Api(c.sa).delete_cluster_trust_bundle(
+            cluster_trust_bundle_name(OTHER_SIGNER)
+        ),
+    ),
+    (
+        "cannot-read-other-configmaps-in-a-trust-namespace",
+        'cannot get resource "configmaps"',
+        lambda c: core(c).read_namespaced_config_map(
+            "config-network", c.release.trust_namespaces[0]
+        ),
+    ),
+    (
+        "cannot-list-configmaps-in-a-trust-namespace",
+        'cannot list resource "configmaps"',
+        lambda c: core(c).list_namespaced_config_map(c.release.trust_namespaces[0]),
+    ),
+    (
+        "cannot-create-configmaps-outside-trust-namespaces",
+        'cannot create resource "configmaps"',
+        lambda c: core(c).create_namespaced_config_map(
+            c.release.namespace,
+            client.V1ConfigMap(metadata=client.V1ObjectMeta(name=c.release.configmap)),
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize(("action"), [pytest.param(a, id=i) for i, a in ALLOWED])
+async def test_chart_rbac_allows(
+    installed: dict[str, Installed], unique: str, release: Release, action: Action
+) -> None:
+    item = installed[release.name]
+    await action(Ctx(release, item.sa, item.admin, unique))
+
+
+@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize(("why", "action"), [pytest.param(w, a, id=i) for i, w, a in FORBIDDEN])
+async def test_chart_rbac_forbids(
+    installed: dict[str, Installed], unique: str, release: Release, why: str, action: Action
+) -> None:
+    """403 for the permission named in `why`, not for some earlier step of the call."""
+    item = installed[release.name]
+    with pytest.raises(ApiException) as refused:
+        await action(Ctx(release, item.sa, item.admin, unique))
+    assert refused.value.status == 403, refused.value.body
+    assert why in json.loads(refused.value.body or "{}").get("message", "")

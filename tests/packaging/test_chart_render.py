@@ -1,0 +1,393 @@
+"""The Helm chart, rendered offline: its contract with the controller and the repo.
+
+Cluster-free checks of what `helm template` produces (the e2e module applies
+it to a real apiserver and exercises its RBAC):
+- the policy files the chart ships are the repository's, byte for byte, and
+  reach the ConfigMap unchanged;
+- the Deployment's CSR_SIGNER_* environment is a valid `Settings` with the
+  values the chart means (the env names are the contract with signer/config.py);
+- the pod is locked down (non-root, read-only root, no capabilities, ...);
+- RBAC equals deploy/rbac.yaml in substance, plus the trust-bundle rules;
+- deploy/manifests.yaml is exactly the chart rendered with defaults;
+- `ca.create` yields a CA the controller accepts.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from signer.config import DEFAULT_SIGNER_NAMES, Settings, load_settings
+from signer.local.helm import HelmError, documents, render_manifests, template
+from signer.pki.ca import load_ca_from_secret_data
+from signer.policy import load_policies
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "chart" / "csr-signer"
+NAMESPACE = "csr-signer"
+POD_NAME = "csr-signer-7d9f-abcde"
+
+pytestmark = pytest.mark.slow  # the first test in a cold session builds helm
+
+
+def render(helm_binary: Path, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    stream = template(
+        CHART, release="csr-signer", namespace=NAMESPACE, values=values, helm_binary=helm_binary
+    )
+    return documents(stream)
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"{len(found)} {kind} {name or ''}"
+    return found[0]
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    spec = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (only,) = spec["containers"]
+    result: dict[str, Any] = only
+    return result
+
+
+def settings_from(docs: list[dict[str, Any]]) -> Settings:
+    """What the controller would load from the container's env (downward API filled in)."""
+    env: dict[str, str] = {}
+    for var in container(docs)["env"]:
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        elif var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name":
+            env[var["name"]] = POD_NAME
+    return load_settings(env=env)
+
+
+def test_chart_policy_files_equal_the_repository_policies_byte_for_byte() -> None:
+    """helm does not follow a symlink out of the chart, so the chart keeps a copy."""
+    chart_copy = {p.name: p.read_bytes() for p in (CHART / "files" / "policies").iterdir()}
+    repo = {p.name: p.read_bytes() for p in (REPO / "policies").glob("*.yaml")}
+    assert repo
+    assert chart_copy == repo, "copy policies/*.yaml to deploy/chart/csr-signer/files/policies/"
+
+
+def test_manifests_yaml_is_the_chart_rendered_with_defaults(helm_binary: Path) -> None:
+    expected = render_manifests(CHART, helm_binary=helm_binary)
+    actual = (REPO / "deploy" / "manifests.yaml").read_text()
+    assert actual == expected, (
+        "deploy/manifests.yaml is stale: .venv/bin/python -m signer.local.helm manifests --write"
+    )
+
+
+def test_policies_configmap_holds_the_bundled_files_unchanged(
+    helm_binary: Path, tmp_path: Path
+) -> None:
+    data = one(render(helm_binary), "ConfigMap")["data"]
+    repo = {p.name: p.read_text() for p in (REPO / "policies").glob("*.yaml")}
+    assert data == repo
+    for name, content in data.items():
+        (tmp_path / name).write_text(content)
+    assert load_policies(tmp_path).signer_names == frozenset(DEFAULT_SIGNER_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("values", "files"),
+    [
+        pytest.param(
+            {"policies": {"files": {"extra.yaml": "signers: []\n"}}},
+            {"cluster-local.yaml", "knative-internal.yaml", "extra.yaml"},
+            id="extra-policy-files-are-added-to-the-bundled-ones",
+        ),
+        pytest.param(
+            {"policies": {"files": {"cluster-local.yaml": "signers: []\n"}}},
+            {"cluster-local.yaml", "knative-internal.yaml"},
+            id="a-policy-file-named-like-a-bundled-one-replaces-it",
+        ),
+        pytest.param(
+            {"policies": {"bundled": False, "files": {"mine.yaml": "signers: []\n"}}},
+            {"mine.yaml"},
+            id="bundled-false-ships-only-the-given-files",
+        ),
+    ],
+)
+def test_policy_values_shape_the_configmap(
+    helm_binary: Path, values: dict[str, Any], files: set[str]
+) -> None:
+    data = one(render(helm_binary, values), "ConfigMap")["data"]
+    assert set(data) == files
+    for name, content in values["policies"]["files"].items():
+        assert data[name] == content
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        pytest.param(
+            None,
+            {
+                "signer_names": DEFAULT_SIGNER_NAMES,
+                "policy_dir": Path("/etc/csr-signer/policies"),
+                "ca_secret_namespace": NAMESPACE,
+                "ca_secret_name": "csr-signer-ca",
+                "lease_namespace": NAMESPACE,
+                "lease_name": "csr-signer",
+                "leader_elect": True,
+                "identity": POD_NAME,
+                "metrics_address": ":8080",
+                "log_format": "json",
+                "max_duration_seconds": 365 * 86400,
+                "default_duration_seconds": 90 * 86400,
+                "trust_bundle_namespaces": ("knative-serving",),
+                "trust_bundle_configmap_name": "csr-signer-trust-bundle",
+                "trust_bundle_configmap_key": "ca.crt",
+                "cluster_trust_bundles": True,
+            },
+            id="defaults-map-to-settings-with-release-namespace-and-pod-name-identity",
+        ),
+        pytest.param(
+            {
+                "signerNames": ["example.org/internal", "example.org/edge"],
+                "ca": {"secretName": "my-ca"},
+                "leaderElection": {"leaseName": "my-lease"},
+                "certificates": {"maxDuration": "30d", "defaultDuration": "7d"},
+                "metrics": {"port": 9090},
+                "clusterDomain": "corp.local",
+                "logFormat": "text",
+                "otlpEndpoint": "http://otel.observability:4318",
+                "trustBundle": {
+                    "namespaces": ["knative-serving", "team-a"],
+                    "configMapName": "ca-bundle",
+                    "configMapKey": "bundle.pem",
+                    "clusterTrustBundles": False,
+                },
+            },
+            {
+                "signer_names": ("example.org/internal", "example.org/edge"),
+                "ca_secret_name": "my-ca",
+                "lease_name": "my-lease",
+                "max_duration_seconds": 30 * 86400,
+                "default_duration_seconds": 7 * 86400,
+                "metrics_address": ":9090",
+                "cluster_domain": "corp.local",
+                "log_format": "text",
+                "otlp_endpoint": "http://otel.observability:4318",
+                "trust_bundle_namespaces": ("knative-serving", "team-a"),
+                "trust_bundle_configmap_name": "ca-bundle",
+                "trust_bundle_configmap_key": "bundle.pem",
+                "cluster_trust_bundles": False,
+            },
+            id="custom-values-map-to-the-matching-settings",
+        ),
+    ],
+)
+def test_container_env_is_a_valid_controller_configuration(
+    helm_binary: Path, values: dict[str, Any] | None, expected: dict[str, Any]
+) -> None:
+    settings = settings_from(render(helm_binary, values))
+    assert {field: getattr(settings, field) for field in expected} == expected
+
+
+def test_probes_and_ports_follow_the_metrics_port(helm_binary: Path) -> None:
+    docs = render(helm_binary, {"metrics": {"port": 9090}})
+    spec = container(docs)
+    assert spec["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+    assert spec["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert spec["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    service = one(docs, "Service")
+    assert service["spec"]["ports"][0]["port"] == 9090
+    policy = one(docs, "NetworkPolicy")
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": 9090, "protocol": "TCP"}]}]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        pytest.param(("securityContext", "runAsNonRoot"), True, id="container-runs-as-non-root"),
+        pytest.param(
+            ("securityContext", "readOnlyRootFilesystem"), True, id="root-filesystem-is-read-only"
+        ),
+        pytest.param(
+            ("securityContext", "allowPrivilegeEscalation"), False, id="no-privilege-escalation"
+        ),
+        pytest.param(
+            ("securityContext", "capabilities"), {"drop": ["ALL"]}, id="all-capabilities-dropped"
+        ),
+        pytest.param(
+            ("securityContext", "seccompProfile"),
+            {"type": "RuntimeDefault"},
+            id="seccomp-runtime-default",
+        ),
+        pytest.param(("pod", "securityContext", "runAsUser"), 65532, id="pod-uid-is-65532"),
+        pytest.param(("pod", "enableServiceLinks"), False, id="no-service-link-env-vars"),
+        pytest.param(("pod", "automountServiceAccountToken"), True, id="token-is-mounted"),
+    ],
+)
+def test_pod_is_locked_down(helm_binary: Path, path: tuple[str, ...], expected: object) -> None:
+    docs = render(helm_binary)
+    node: Any = (
+        one(docs, "Deployment")["spec"]["template"]["spec"] if path[0] == "pod" else container(docs)
+    )
+    for key in path[1:] if path[0] == "pod" else path:
+        node = node[key]
+    assert node == expected
+
+
+def test_defaults_run_two_replicas_with_a_pdb_and_leader_election(helm_binary: Path) -> None:
+    docs = render(helm_binary)
+    assert one(docs, "Deployment")["spec"]["replicas"] == 2
+    assert one(docs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    assert settings_from(docs).leader_elect is True
+
+
+def test_service_monitor_only_when_asked(helm_binary: Path) -> None:
+    assert not [d for d in render(helm_binary) if d["kind"] == "ServiceMonitor"]
+    docs = render(helm_binary, {"metrics": {"serviceMonitor": {"enabled": True}}})
+    endpoints = one(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoints[0]["port"] == "metrics"
+
+
+def normalized(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(
+        ({k: sorted(v) if isinstance(v, list) else v for k, v in rule.items()} for rule in rules),
+        key=yaml.safe_dump,
+    )
+
+
+def test_rbac_equals_deploy_rbac_yaml(helm_binary: Path) -> None:
+    """Same rules as the hand-written reference RBAC, object by object.
+
+    Release "csr-signer" in namespace csr-signer gives the chart's objects the
+    reference's names, so each Role is compared with its namesake.
+    """
+    reference = documents((REPO / "deploy" / "rbac.yaml").read_text())
+    chart = render(helm_binary)
+    assert normalized(one(chart, "ClusterRole")["rules"]) == normalized(
+        one(reference, "ClusterRole")["rules"]
+    )
+    ref_roles = {
+        (d["metadata"]["namespace"], d["metadata"]["name"])
+        for d in reference
+        if d["kind"] == "Role"
+    }
+    chart_roles = {
+        (d["metadata"]["namespace"], d["metadata"]["name"]) for d in chart if d["kind"] == "Role"
+    }
+    assert chart_roles == ref_roles
+    for _, name in ref_roles:
+        assert normalized(one(chart, "Role", name)["rules"]) == normalized(
+            one(reference, "Role", name)["rules"]
+        ), name
+    for binding in (d for d in chart if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "csr-signer", "namespace": NAMESPACE}
+        ]
+
+
+@pytest.mark.parametrize(
+    ("values", "ctb_names", "attest"),
+    [
+        pytest.param(
+            {"signerNames": ["example.org/internal"]},
+            ["example.org:internal:bundle"],
+            True,
+            id="cluster-trust-bundle-names-follow-signer-names",
+        ),
+        pytest.param(
+            {
+                "signerNames": ["example.org/internal"],
+                "trustBundle": {"retiredSignerNames": ["example.org/old"]},
+            },
+            ["example.org:internal:bundle", "example.org:old:bundle"],
+            True,
+            id="retired-signers-keep-their-bundle-for-cleanup-but-not-attest",
+        ),
+        pytest.param(
+            {
+                "signerNames": ["example.org/internal"],
+                "trustBundle": {"clusterTrustBundles": False},
+            },
+            None,
+            False,
+            id="no-cluster-trust-bundle-rules-when-disabled",
+        ),
+    ],
+)
+def test_trust_bundle_rbac_follows_values(
+    helm_binary: Path, values: dict[str, Any], ctb_names: list[str] | None, attest: bool
+) -> None:
+    rules = one(render(helm_binary, values), "ClusterRole")["rules"]
+    named = [r for r in rules if r["resources"] == ["clustertrustbundles"] and "resourceNames" in r]
+    assert [r["resourceNames"] for r in named] == ([ctb_names] if ctb_names else [])
+    attesting = [r for r in rules if "attest" in r["verbs"]]
+    assert [r["resourceNames"] for r in attesting] == ([["example.org/internal"]] if attest else [])
+
+
+def test_signer_resource_names_follow_signer_names(helm_binary: Path) -> None:
+    docs = render(helm_binary, {"signerNames": ["example.org/internal"]})
+    rules = one(docs, "ClusterRole")["rules"]
+    signers = next(r for r in rules if r["resources"] == ["signers"])
+    assert signers["resourceNames"] == ["example.org/internal"]
+
+
+def test_ca_create_renders_a_ca_the_controller_accepts(helm_binary: Path) -> None:
+    assert not [d for d in render(helm_binary) if d["kind"] == "Secret"]
+    secret = one(render(helm_binary, {"ca": {"create": True, "commonName": "test CA"}}), "Secret")
+    assert secret["type"] == "kubernetes.io/tls"
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    ca = load_ca_from_secret_data(data, now=dt.datetime.now(dt.UTC))
+    assert "test CA" in str(ca.identity) or ca.not_after > dt.datetime.now(dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        pytest.param({"signerNames": []}, "signerNames", id="no-signer-names-is-refused"),
+        pytest.param(
+            {"policies": {"bundled": False}}, "no policy files", id="no-policy-files-is-refused"
+        ),
+        pytest.param(
+            {"serviceAccount": {"create": False}},
+            "serviceAccount.name",
+            id="external-service-account-needs-a-name",
+        ),
+    ],
+)
+def test_invalid_values_fail_the_render(
+    helm_binary: Path, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(HelmError, match=message):
+        render(helm_binary, values)
+
+
+OPAQUE_VALUES = {"resources", "podSecurityContext", "securityContext"}
+"""Values passed through as whole Kubernetes structures: documented as one row."""
+
+
+def value_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
+    paths: list[str] = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and path not in OPAQUE_VALUES:
+            paths += value_paths(value, f"{path}.")
+        else:
+            paths.append(path)
+    return paths
+
+
+def test_every_chart_value_is_in_the_install_docs_table() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    docs = (REPO / "docs" / "install.md").read_text()
+    docs = docs.split("\n## Values\n", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        line.split("|")[1].strip().strip("`")
+        for line in docs.splitlines()
+        if line.startswith("| `")
+    }
+    assert set(value_paths(values)) - rows == set()
+    assert rows - set(value_paths(values)) == set(), "docs/install.md lists values the chart lacks"

@@ -9,7 +9,6 @@ user can fix becomes a one-line `CliError`.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import sys
 from datetime import UTC, datetime, timedelta
@@ -22,12 +21,10 @@ from signer.commands import CliError
 from signer.commands.inputs import is_pem_csr, parse_manifest, read_source
 from signer.models import Refusal, Usage
 from signer.pki.ca import (
-    CA_CRT,
     CA_KEY_TYPES,
-    TLS_CRT,
-    TLS_KEY,
     CaError,
     CaLabels,
+    ca_secret_manifest,
     generate_root,
     load_ca,
 )
@@ -108,7 +105,12 @@ def _ca_init(args: argparse.Namespace) -> int:
         raise CliError("--common-name must not be empty")
     cert_pem, key_pem = generate_root(args.common_name, args.key_type, args.days, _now())
     if to_secret:
-        sys.stdout.write(_secret_manifest(args.secret, args.namespace, cert_pem, key_pem))
+        sys.stdout.write(
+            yaml.safe_dump(
+                ca_secret_manifest(args.secret, args.namespace, cert_pem, key_pem),
+                sort_keys=False,
+            )
+        )
         return 0
     # Key first: if it cannot be written, no orphan certificate is left behind.
     _write_new(Path(args.out_key), key_pem, mode=0o600)
@@ -187,17 +189,3 @@ def _write_new(path: Path, data: bytes, *, mode: int) -> None:
         raise CliError(f"cannot create {path}: {exc.strerror or exc}") from exc
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-
-
-def _secret_manifest(name: str, namespace: str, cert_pem: bytes, key_pem: bytes) -> str:
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode("ascii")
-
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "type": "kubernetes.io/tls",
-        "data": {TLS_CRT: b64(cert_pem), TLS_KEY: b64(key_pem), CA_CRT: b64(cert_pem)},
-    }
-    return yaml.safe_dump(doc, sort_keys=False)

@@ -26,7 +26,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from signer.kube.csrs import as_body
 from signer.local.controlplane import ControlPlane
 from signer.local.identities import api_client, serviceaccount_credentials
-from signer.pki.ca import generate_root
+from signer.pki.ca import ca_secret_manifest, generate_root
 
 REPO_DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 NAMESPACE = "csr-signer"
@@ -57,16 +57,7 @@ async def prepare(cp: ControlPlane, *, now: dt.datetime) -> Prepared:
     admin = await api_client(cp)
     try:
         cert_pem, key_pem = generate_root("csr-signer local CA", "ecdsa-p256", 30, now)
-        secret = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "kubernetes.io/tls",
-            "metadata": {"name": CA_SECRET, "namespace": NAMESPACE},
-            "data": {
-                "tls.crt": base64.b64encode(cert_pem).decode(),
-                "tls.key": base64.b64encode(key_pem).decode(),
-            },
-        }
+        secret = ca_secret_manifest(CA_SECRET, NAMESPACE, cert_pem, key_pem)
         try:
             await client.CoreV1Api(admin).create_namespaced_secret(NAMESPACE, as_body(secret))
         except ApiException as exc:

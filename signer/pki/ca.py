@@ -49,11 +49,12 @@ hand-written repr and `identity` is derived from the certificate only.
 
 from __future__ import annotations
 
+import base64
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -149,6 +150,31 @@ class CaBundle:
         )
 
     __str__ = __repr__
+
+
+def ca_secret_manifest(
+    name: str, namespace: str, cert_pem: bytes, key_pem: bytes, *, roots_pem: bytes | None = None
+) -> dict[str, Any]:
+    """The `kubernetes.io/tls` Secret that `load_ca_from_secret_data` reads back.
+
+    `ca.crt` is the published root(s): `roots_pem`, or the certificate itself
+    for a self-signed root. Pure: the caller serialises or sends it.
+    """
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode("ascii")
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "kubernetes.io/tls",
+        "data": {
+            TLS_CRT: b64(cert_pem),
+            TLS_KEY: b64(key_pem),
+            CA_CRT: b64(roots_pem if roots_pem is not None else cert_pem),
+        },
+    }
 
 
 def load_ca_from_secret_data(data: Mapping[str, bytes], *, now: datetime) -> CaBundle:

@@ -19,7 +19,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from signer.local.controlplane import ControlPlane, Credentials
 from signer.local.identities import serviceaccount_credentials
-from signer.pki.ca import generate_root
+from signer.pki.ca import ca_secret_manifest, generate_root
 from signer.policy import bundled_policies_dir
 
 
@@ -168,16 +168,7 @@ async def install(cp: ControlPlane, admin: client.ApiClient, policy_dir: Path) -
 
 
 def ca_secret(cert_pem: bytes, key_pem: bytes) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": {"name": CA_SECRET, "namespace": NAMESPACE},
-        "data": {
-            "tls.crt": base64.b64encode(cert_pem).decode(),
-            "tls.key": base64.b64encode(key_pem).decode(),
-        },
-    }
+    return ca_secret_manifest(CA_SECRET, NAMESPACE, cert_pem, key_pem)
 
 
 async def put_secret(admin: client.ApiClient, body: dict[str, Any]) -> None:

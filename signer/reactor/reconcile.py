@@ -155,11 +155,14 @@ class Reconciler:
             self._cache.apply("MODIFIED", raw)
             await self._writer.event(raw, "Normal", "Approved", message)
             log.info("%s: %s", state.name, message, extra={"csr": state.name})
-        elif snapshot.policies is not None:
-            # Approved earlier (by us before a restart, or by a human): the
-            # approving policy, if one would approve, still caps the lifetime.
-            again = self._decide(state, snapshot, view)
-            policy_name = again.policy if again.outcome is Outcome.APPROVE else None
+        else:
+            # Approved earlier (by us before a restart, or by a human): forget any
+            # Pending note; the approving policy, if one would approve, still caps
+            # the lifetime.
+            self._abstained.discard(state.name)
+            if snapshot.policies is not None:
+                again = self._decide(state, snapshot, view)
+                policy_name = again.policy if again.outcome is Outcome.APPROVE else None
         return await self._sign(raw, state, snapshot, policy_name, view)
 
     def _decide(

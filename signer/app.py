@@ -187,21 +187,21 @@ class Controller:
         sources: Sources,
         telemetry: Telemetry,
         readiness: Readiness,
-        cache: CsrCache,
-        queue: WorkQueue,
+        stopping: asyncio.Event,
     ) -> None:
         self.settings = settings
         self._api = api
         self._telemetry = telemetry
         self._readiness = readiness
-        self.cache = cache
-        self.queue = queue
+        self.cache = CsrCache()
+        self.queue = WorkQueue()
         self._synced: set[str] = set()
-        self.stopping = asyncio.Event()
+        self.stopping = stopping
+        """Set to stop: no new work, in-flight writes finish, the Lease is released."""
         self.reconciler = Reconciler(
             signer_names=frozenset(settings.signer_names),
-            cache=cache,
-            queue=queue,
+            cache=self.cache,
+            queue=self.queue,
             writer=CsrClient(api, identity=settings.identity),
             snapshot=sources.snapshot,
             metrics=telemetry,
@@ -311,26 +311,22 @@ async def run_app(settings: Settings, *, stop: asyncio.Event | None = None) -> i
         detail="standby: not leading" if settings.leader_elect else "not synced",
     )
     api = await make_api_client(settings.kubeconfig)
-    cache, queue = CsrCache(), WorkQueue()
-    controller_ref: list[Controller] = []
 
     def on_sources_change() -> None:
-        for controller in controller_ref:
-            controller.enqueue_all()
-            controller.trust.poke()
+        # A new CA or policy set can change what to do with every pending CSR.
+        controller.enqueue_all()
+        controller.trust.poke()
 
     sources = Sources(settings, telemetry, readiness, on_sources_change)
-    sources.reload_policies()
     controller = Controller(
         settings=settings,
         api=api,
         sources=sources,
         telemetry=telemetry,
         readiness=readiness,
-        cache=cache,
-        queue=queue,
+        stopping=stop or asyncio.Event(),
     )
-    controller_ref.append(controller)
+    sources.reload_policies()
     web = await start_web(settings.metrics_host, settings.metrics_port, readiness, telemetry)
     log.info("serving /healthz /readyz /metrics on %s:%d", settings.metrics_host, web.port)
 
@@ -338,8 +334,6 @@ async def run_app(settings: Settings, *, stop: asyncio.Event | None = None) -> i
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, controller.stopping.set)
-    else:
-        controller.stopping = stop
     side = [
         asyncio.create_task(sources.watch_ca(api), name="ca-watch"),
         asyncio.create_task(sources.poll_policies(), name="policy-poll"),

@@ -138,7 +138,9 @@ class Sources:
         try:
             data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
             ca = load_ca_from_secret_data(data, now=self._clock())
-        except (CaError, ValueError) as exc:
+        except Exception as exc:  # any malformed material: stop signing, never crash
+            if not isinstance(exc, CaError | ValueError):
+                exc = CaError(f"cannot load: {type(exc).__name__}: {exc}")
             self.ca = None
             self._readiness.set("ca", ok=False, detail=f"secret {where}: {exc}")
             log.error("CA Secret %s is invalid; signing paused: %s", where, exc)
@@ -279,18 +281,24 @@ class Controller:
             for i in range(self.settings.workers)
         ]
         stop = asyncio.create_task(self.stopping.wait())
+        graceful = True
         try:
             done, _ = await asyncio.wait([stop, *background], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is not stop:
                     task.result()  # a watch loop never ends unless it failed
+        except asyncio.CancelledError:
+            graceful = False  # leadership lost: another replica may already be writing
+            raise
         finally:
             stop.cancel()
             # Stop taking work; in-flight reconciles finish their writes.
             for task in background:
                 task.cancel()
             self.queue.shutdown()
-            _, pending = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE_SECONDS)
+            pending: set[asyncio.Task[None]] = set(workers)
+            if graceful:
+                _, pending = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE_SECONDS)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*background, *workers, return_exceptions=True)

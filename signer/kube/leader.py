@@ -59,8 +59,14 @@ class LeaderElector:
 
     async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Wait to lead, then run `lead()` while leading; release on exit."""
-        while not await self._try_acquire_or_renew():  # noqa: ASYNC110 - polling is the protocol
-            await asyncio.sleep(self.retry_period)
+        try:
+            while not await self._try_acquire_or_renew():  # noqa: ASYNC110 - polling is the protocol
+                await asyncio.sleep(self.retry_period)
+        except asyncio.CancelledError:
+            # Cancelled mid-acquisition: our write may have reached the server.
+            # Release if we hold it, so a standby need not wait for expiry.
+            await self._release()
+            raise
         self._set_leading(True)
         log.info("became leader (lease %s/%s as %s)", self.namespace, self.name, self.identity)
         work = asyncio.create_task(lead(), name="leader-work")
@@ -86,20 +92,24 @@ class LeaderElector:
         self._on_change(leading)
 
     async def _renew_loop(self) -> None:
+        """Renew every retry_period; return (step down) once renew_deadline has
+        passed since the last success. Every wait is bounded by what is left of
+        the deadline, so a hung request cannot keep us leading past it (the Lease
+        duration, which others wait for, is longer than the deadline)."""
         last_renew = time.monotonic()
         while True:
-            await asyncio.sleep(self.retry_period)
+            left = self.renew_deadline - (time.monotonic() - last_renew)
+            await asyncio.sleep(max(0.0, min(self.retry_period, left)))
+            left = self.renew_deadline - (time.monotonic() - last_renew)
+            if left <= 0:
+                return
             try:
-                renewed = await asyncio.wait_for(
-                    self._try_acquire_or_renew(), timeout=self.renew_deadline
-                )
+                renewed = await asyncio.wait_for(self._try_acquire_or_renew(), timeout=left)
             except (TimeoutError, ApiError) as exc:
                 log.warning("lease renewal failed: %s", exc)
                 renewed = False
             if renewed:
                 last_renew = time.monotonic()
-            elif time.monotonic() - last_renew > self.renew_deadline:
-                return
 
     async def _try_acquire_or_renew(self) -> bool:
         now = _micro_now()

@@ -192,6 +192,23 @@ class Decision:
     def message(self) -> str:
         return "; ".join(self.reasons)
 
+    def summary(self, *, max_reasons: int = 20, max_chars: int = 4096) -> str:
+        """`message`, bounded for a condition, an Event and a log line.
+
+        A hostile CSR with thousands of SANs yields thousands of reasons; the
+        whole list could push the object past etcd's size limit and the denial
+        would then fail forever. The first reasons, in their fixed order, and a
+        count of the rest are enough for a human to act on.
+        """
+        shown = list(self.reasons[:max_reasons])
+        text = "; ".join(shown)
+        if len(text) > max_chars:
+            text = text[: max_chars - 1] + "…"
+        hidden = len(self.reasons) - len(shown)
+        if hidden > 0:
+            text += f"; and {hidden} more"
+        return text
+
 
 @dataclass(frozen=True, slots=True)
 class Refusal:

@@ -54,7 +54,10 @@ async def read_json(call: Awaitable[Any]) -> dict[str, Any]:
         raise classify(exc) from exc
     if not 200 <= response.status <= 299:
         raise status_error(response.status, body)
-    data: dict[str, Any] = json.loads(body)
+    try:
+        data: dict[str, Any] = json.loads(body)
+    except ValueError as exc:
+        raise ApiError(f"{response.status}: the response is not JSON") from exc
     return data
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 APPROVED_REASON = "PolicyApproved"
 DENIED_REASON = "PolicyDenied"
+ABSTAINED_MEMORY = 10_000
 CA_REFUSALS = frozenset({"CAExpired", "CANotYetValid"})
 """Refusals caused by our CA, not the request: retried, never a Failed condition."""
 
@@ -89,7 +91,8 @@ class Reconciler:
         self._snapshot = snapshot
         self._metrics = metrics
         self._clock = clock
-        self._abstained: set[str] = set()
+        self._abstained: OrderedDict[str, None] = OrderedDict()
+        """CSR names we sent a Pending Event for (bounded: oldest forgotten first)."""
 
     async def __call__(self, name: str) -> None:
         """Reconcile `name` from the cache; requeue with backoff on API errors."""
@@ -144,10 +147,11 @@ class Reconciler:
                 await self._abstain(state, decision)
                 return False
             if decision.outcome is Outcome.DENY:
-                raw = await self._writer.deny(raw, DENIED_REASON, decision.message)
+                message = decision.summary()
+                raw = await self._writer.deny(raw, DENIED_REASON, message)
                 self._cache.apply("MODIFIED", raw)
-                await self._writer.event(raw, "Warning", "Denied", decision.message)
-                log.info("%s: denied: %s", state.name, decision.message, extra={"csr": state.name})
+                await self._writer.event(raw, "Warning", "Denied", message)
+                log.info("%s: denied: %s", state.name, message, extra={"csr": state.name})
                 return False
             policy_name = decision.policy
             message = f'approved by policy "{policy_name}"'
@@ -159,10 +163,11 @@ class Reconciler:
             # Approved earlier (by us before a restart, or by a human): forget any
             # Pending note; the approving policy, if one would approve, still caps
             # the lifetime.
-            self._abstained.discard(state.name)
-            if snapshot.policies is not None:
-                again = self._decide(state, snapshot, view)
-                policy_name = again.policy if again.outcome is Outcome.APPROVE else None
+            self._abstained.pop(state.name, None)
+            if snapshot.policies is None:
+                return True  # the approving policy's lifetime cap is not known yet
+            again = self._decide(state, snapshot, view)
+            policy_name = again.policy if again.outcome is Outcome.APPROVE else None
         return await self._sign(raw, state, snapshot, policy_name, view)
 
     def _decide(
@@ -181,9 +186,11 @@ class Reconciler:
     async def _abstain(self, state: CsrState, decision: Decision) -> None:
         if state.name in self._abstained:
             return
-        self._abstained.add(state.name)
+        self._abstained[state.name] = None
+        while len(self._abstained) > ABSTAINED_MEMORY:
+            self._abstained.popitem(last=False)
         message = (
-            f"{decision.message}; left Pending for a human: "
+            f"{decision.summary()}; left Pending for a human: "
             f"kubectl certificate approve|deny {state.name}"
         )
         await self._writer.event(state.raw, "Normal", "Pending", message)

@@ -182,3 +182,22 @@ async def test_not_ready_inputs_wait_instead_of_failing(
     assert "certificate" not in obj["status"]
     assert h.queue.depth == 1
     h.queue.shutdown()
+
+
+async def test_approved_csr_waits_for_policies_so_their_lifetime_cap_applies(ca: CaBundle) -> None:
+    h = Harness(None, ca)
+    obj = await h.run(make_raw("capped", conditions=("Approved",)))
+    assert "certificate" not in obj["status"]
+    assert h.queue.depth == 1
+    h.queue.shutdown()
+
+
+async def test_a_csr_with_thousands_of_bad_names_is_denied_with_a_bounded_message(
+    h: Harness,
+) -> None:
+    names = tuple(f"host{i}.team-b.svc" for i in range(2000))
+    obj = await h.run(make_raw("hostile", dns_names=names))
+    assert h.conditions("hostile") == ["Denied"]
+    message = obj["status"]["conditions"][0]["message"]
+    assert len(message) < 5000
+    assert "more" in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from signer.app import Sources
 from signer.config import Settings
+from signer.pki.ca import ca_secret_manifest, generate_root
 from signer.policy import bundled_policies_dir
 from signer.telemetry import Telemetry
 from signer.web import Check, Readiness
@@ -68,3 +70,20 @@ def test_invalid_edit_is_rejected_and_previous_policies_stay_in_force(policy_dir
     assert b"csr_signer_policies_valid 0.0" in telemetry.render()[0]
     assert changes == ["changed"], "a rejected set triggers no re-evaluation"
     telemetry.shutdown()
+
+
+def test_a_broken_ca_secret_pauses_signing_and_says_why(policy_dir: Path) -> None:
+    sources, telemetry, readiness, _changes = make_sources(policy_dir)
+    cert, key = generate_root("ok", "ecdsa-p256", 30, dt.datetime.now(dt.UTC))
+    sources._secret_changed(secret("1", ca_secret_manifest("ca", "ns", cert, key)["data"]))
+    assert sources.ca is not None
+    sources._secret_changed(secret("2", {"tls.crt": "bm90IGEgY2VydA==", "tls.key": "eA=="}))
+    assert sources.ca is None, "never keep signing with material the Secret no longer holds"
+    ca = check(readiness, "ca")
+    assert not ca.ok
+    assert "secret csr-signer/csr-signer-ca" in ca.detail
+    telemetry.shutdown()
+
+
+def secret(version: str, data: dict[str, str]) -> dict[str, object]:
+    return {"metadata": {"resourceVersion": version}, "data": data}

@@ -108,8 +108,16 @@ class ControlPlane:
         return f"https://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 90.0) -> None:
-        started = time.monotonic()
+        """Start etcd then the apiserver; on any failure, stop what was started."""
         atexit.register(self.stop)
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> None:
+        started = time.monotonic()
         pki = self.workdir / "pki"
         pki.mkdir(parents=True, exist_ok=True)
         self.ca_file.write_bytes(self._serving_ca.cert_pem)

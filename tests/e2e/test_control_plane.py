@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -185,12 +186,13 @@ def test_sigkill_of_the_owner_process_takes_the_control_plane_down(
         "import time\n"
         "cp = ControlPlane()\n"
         "cp.start()\n"
-        "print(' '.join(str(p.pid) for _n, p, _l in cp._procs), flush=True)\n"
+        "print(cp.workdir, ' '.join(str(p.pid) for _n, p, _l in cp._procs), flush=True)\n"
         "time.sleep(600)\n"
     )
     owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
     assert owner.stdout is not None
-    pids = [int(p) for p in owner.stdout.readline().split()]
+    workdir, *pid_texts = owner.stdout.readline().split()
+    pids = [int(p) for p in pid_texts]
     assert len(pids) == 2
     assert all(_alive(pid) for pid in pids)
     owner.kill()  # no atexit, no finally: only PDEATHSIG can clean up
@@ -200,3 +202,4 @@ def test_sigkill_of_the_owner_process_takes_the_control_plane_down(
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in pids)
+    shutil.rmtree(workdir.decode(), ignore_errors=True)  # nobody was left to remove it

@@ -116,7 +116,7 @@ def build_into_cache(*, log: bool = True) -> Path:
     with _locked(root / f".{CACHE_KEY}.lock"):
         if _from_dir(entry, require_kubectl=True) is not None:
             return entry  # another process finished it while we waited
-        go = shutil.which("go")
+        go = find_go()
         if go is None:
             raise BinariesError(
                 "no Go toolchain on PATH to build kube-apiserver/etcd/kubectl; install Go >= 1.26 "
@@ -151,6 +151,17 @@ def build_into_cache(*, log: bool = True) -> Path:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return entry
+
+
+def find_go() -> str | None:
+    """`go` on PATH, else the official tarball's location (not on every PATH)."""
+    found = shutil.which("go")
+    if found is None and os.access(_TARBALL_GO, os.X_OK):
+        return _TARBALL_GO
+    return found
+
+
+_TARBALL_GO = "/usr/local/go/bin/go"
 
 
 def _go_env() -> dict[str, str]:

@@ -41,6 +41,7 @@ from signer.local.binaries import (
     _say,
     _write_module,
     cache_root,
+    find_go,
 )
 
 HELM_VERSION = "v3.22.0"
@@ -93,7 +94,7 @@ def build_helm(*, log: bool = True) -> Path:
     with _locked(root / f".{HELM_CACHE_KEY}.lock"):
         if _answers_version(entry / "helm"):
             return entry  # another process finished it while we waited
-        go = shutil.which("go")
+        go = find_go()
         if go is None:
             raise BinariesError(
                 "no Go toolchain on PATH to build helm; install Go >= 1.26 "

@@ -85,6 +85,7 @@ def test_missing_go_toolchain_is_a_clear_error(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # no `go` here
+    monkeypatch.setattr(binaries, "_TARBALL_GO", str(tmp_path / "no-go"))  # nor there
     with pytest.raises(binaries.BinariesError, match="no Go toolchain"):
         binaries.build_into_cache(log=False)
     assert not (binaries.cache_root() / binaries.CACHE_KEY).exists()

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from signer.models import CsrRequest, Requester
+from signer.pki.ca import CA_KEY_TYPES, generate_key
 
 KeyType = Literal[
     "ecdsa-p256",
@@ -33,16 +34,17 @@ PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519Pri
 
 
 def new_key(key_type: KeyType) -> PrivateKey:
-    if key_type == "ecdsa-p256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if key_type == "ecdsa-p384":
-        return ec.generate_private_key(ec.SECP384R1())
+    """The product's key types come from `generate_key`; the weak ones tests need
+    (P-521, RSA 1024), which the product refuses to make, are built here."""
+    if key_type in CA_KEY_TYPES:
+        key = generate_key(key_type)  # type: ignore[arg-type]
+        assert isinstance(
+            key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+        )
+        return key
     if key_type == "ecdsa-p521":
         return ec.generate_private_key(ec.SECP521R1())
-    if key_type == "ed25519":
-        return ed25519.Ed25519PrivateKey.generate()
-    bits = int(key_type.split("-")[1])
-    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type.split("-")[1]))
 
 
 @cache

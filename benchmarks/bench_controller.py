@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes_asyncio import client
 
-from signer.kube.csrs import as_body
+from signer.kube.client import as_body
 from signer.kube.watching import Handlers, list_and_watch
 from signer.local import session
 from signer.local.controlplane import ControlPlane

@@ -41,6 +41,7 @@ from signer.reactor.queueing import WorkQueue, run_worker
 from signer.reactor.reconcile import Reconciler, Snapshot
 from signer.reactor.state import is_final
 from signer.telemetry import Telemetry
+from signer.trust import TrustTargets
 from signer.web import Readiness, start_web
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,18 @@ class Controller:
             metrics=telemetry,
             clock=utcnow,
         )
-        self.trust = TrustPublisher.from_settings(api, settings, ca=lambda: sources.ca)
+        # The instance label is the Lease's namespace: one installation per namespace.
+        targets = TrustTargets(
+            signer_names=settings.signer_names,
+            namespaces=settings.trust_bundle_namespaces,
+            configmap_name=settings.trust_bundle_configmap_name,
+            configmap_key=settings.trust_bundle_configmap_key,
+            instance=settings.lease_namespace,
+            cluster_trust_bundles=settings.cluster_trust_bundles,
+        )
+        self.trust = TrustPublisher(
+            api, targets=targets, ca=lambda: sources.ca, resync_seconds=settings.resync_seconds
+        )
 
     async def _traced(self, name: str) -> None:
         """One span per reconcile (exported only when an OTLP endpoint is set)."""

@@ -1,10 +1,20 @@
-"""ApiClient lifecycle: an explicit kubeconfig, in-cluster, or the default kubeconfig."""
+"""ApiClient lifecycle and the raw-JSON call helpers every API module shares.
+
+The kube layer calls the generated client with `_preload_content=False` and works on
+JSON dicts (see docs/architecture.md); `read_json` and `as_body` are the two seams that
+make that safe and typed, so they live here rather than in any one resource module.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 from kubernetes_asyncio import client, config
+
+from signer.kube.errors import ApiError, classify, status_error
 
 
 async def make_api_client(kubeconfig: Path | None) -> client.ApiClient:
@@ -20,3 +30,31 @@ async def make_api_client(kubeconfig: Path | None) -> client.ApiClient:
         except config.ConfigException:
             await config.load_kube_config(client_configuration=configuration)
     return client.ApiClient(configuration)
+
+
+def as_body(obj: dict[str, Any]) -> Any:
+    """JSON dicts are valid request bodies; the client's stubs only know its models."""
+    return obj
+
+
+async def read_json(call: Awaitable[Any]) -> dict[str, Any]:
+    """Await a `_preload_content=False` call and return its JSON body.
+
+    With `_preload_content=False` the client returns the raw response without
+    checking its status, so a non-2xx answer is turned into an `ApiError` here.
+    """
+    try:
+        response = await call
+        try:
+            body = await response.read()
+        finally:
+            response.release()
+    except Exception as exc:
+        raise classify(exc) from exc
+    if not 200 <= response.status <= 299:
+        raise status_error(response.status, body)
+    try:
+        data: dict[str, Any] = json.loads(body)
+    except ValueError as exc:
+        raise ApiError(f"{response.status}: the response is not JSON") from exc
+    return data

@@ -12,15 +12,13 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
-import json
 import logging
 import secrets
-from collections.abc import Awaitable
-from typing import Any
 
 from kubernetes_asyncio import client
 
-from signer.kube.errors import ApiError, NotFound, classify, status_error
+from signer.kube.client import as_body, read_json
+from signer.kube.errors import ApiError, NotFound
 from signer.reactor.state import RawCsr
 
 log = logging.getLogger(__name__)
@@ -29,36 +27,8 @@ EVENT_NAMESPACE = "default"
 COMPONENT = "csr-signer"
 
 
-def as_body(obj: dict[str, Any]) -> Any:
-    """JSON dicts are valid request bodies; the client's stubs only know its models."""
-    return obj
-
-
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-async def read_json(call: Awaitable[Any]) -> dict[str, Any]:
-    """Await a `_preload_content=False` call and return its JSON body.
-
-    With `_preload_content=False` the client returns the raw response without
-    checking its status, so a non-2xx answer is turned into an `ApiError` here.
-    """
-    try:
-        response = await call
-        try:
-            body = await response.read()
-        finally:
-            response.release()
-    except Exception as exc:
-        raise classify(exc) from exc
-    if not 200 <= response.status <= 299:
-        raise status_error(response.status, body)
-    try:
-        data: dict[str, Any] = json.loads(body)
-    except ValueError as exc:
-        raise ApiError(f"{response.status}: the response is not JSON") from exc
-    return data
 
 
 class CsrClient:

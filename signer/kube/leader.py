@@ -21,7 +21,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from signer.kube.csrs import as_body, read_json
+from signer.kube.client import as_body, read_json
 from signer.kube.errors import ApiError, NotFound
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from signer.config import Settings
-from signer.kube.csrs import as_body, read_json
+from signer.kube.client import as_body, read_json
 from signer.kube.errors import ApiError, Forbidden, NotFound
 from signer.kube.watching import Backoff, list_all
 from signer.pki.ca import CaBundle
@@ -82,21 +81,6 @@ class TrustPublisher:
         self._resync = resync_seconds
         self._poked = asyncio.Event()
         self._warned_unserved = False
-
-    @classmethod
-    def from_settings(
-        cls, api: client.ApiClient, settings: Settings, *, ca: Callable[[], CaBundle | None]
-    ) -> TrustPublisher:
-        """The instance label is the Lease's namespace: one installation per namespace."""
-        targets = TrustTargets(
-            signer_names=settings.signer_names,
-            namespaces=settings.trust_bundle_namespaces,
-            configmap_name=settings.trust_bundle_configmap_name,
-            configmap_key=settings.trust_bundle_configmap_key,
-            instance=settings.lease_namespace,
-            cluster_trust_bundles=settings.cluster_trust_bundles,
-        )
-        return cls(api, targets=targets, ca=ca, resync_seconds=settings.resync_seconds)
 
     def poke(self) -> None:
         """The CA (or anything else) changed: sync soon. Safe to call from callbacks."""

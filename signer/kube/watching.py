@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from signer.kube.csrs import read_json
+from signer.kube.client import read_json
 from signer.kube.errors import ApiError, Gone, classify, status_error
 
 log = logging.getLogger(__name__)

@@ -113,8 +113,6 @@ class CsrView:
     other_sans: tuple[str, ...]
     """SAN kinds we never issue (otherName, directoryName, registeredID)."""
     key: KeyInfo
-    requested_extensions: tuple[str, ...]
-    """Dotted OIDs of every extension in the request (they are dropped at signing)."""
     requests_ca: bool
     """The request carries BasicConstraints CA:TRUE (informational: never honoured)."""
     csr: x509.CertificateSigningRequest = field(repr=False, compare=False)

@@ -137,7 +137,6 @@ def _view(csr: x509.CertificateSigningRequest) -> CsrView:
         emails=emails,
         other_sans=tuple(other),
         key=_key_info(csr),
-        requested_extensions=tuple(e.oid.dotted_string for e in extensions),
         requests_ca=requests_ca,
         csr=csr,
     )

@@ -101,26 +101,6 @@ class _Plan:
     cut_to_ca: bool
 
 
-def check_signable(
-    csr: CsrView,
-    ca: CaBundle,
-    *,
-    usages: Sequence[str],
-    now: datetime,
-    requested_seconds: int | None,
-    limits: SigningLimits,
-) -> Refusal | None:
-    """Would `issue` sign this? None if so, else the Refusal it would return.
-
-    For the controller to re-check a CSR (e.g. one a human approved) before
-    it commits to signing; `issue` runs the same checks itself.
-    """
-    plan = _plan(
-        csr, ca, usages=usages, now=now, requested_seconds=requested_seconds, limits=limits
-    )
-    return plan if isinstance(plan, Refusal) else None
-
-
 def issue(
     csr: CsrView,
     ca: CaBundle,

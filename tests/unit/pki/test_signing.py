@@ -19,7 +19,7 @@ from cryptography.x509.verification import PolicyBuilder, Store
 from signer.models import CsrView, Refusal
 from signer.pki.ca import CaBundle, CaKeyType, load_ca
 from signer.pki.parsing import parse_csr
-from signer.pki.signing import Issued, SigningLimits, check_signable, issue
+from signer.pki.signing import Issued, SigningLimits, issue
 from tests.data.csrs import KeyType, build_csr_pem
 from tests.unit.pki.builders import NOW, Ca, make_ca, pem
 
@@ -383,15 +383,6 @@ def test_usage_refusals_come_back_as_values(
     result = issue(view, ca, **kwargs)
     assert isinstance(result, Refusal)
     assert result.reason == reason
-    assert check_signable(view, ca, **kwargs) == result
-
-
-def test_check_signable_passes_what_issue_signs(ca: CaBundle) -> None:
-    view = csr(common_name="web")
-    assert (
-        check_signable(view, ca, usages=SERVING, now=NOW, requested_seconds=600, limits=LIMITS)
-        is None
-    )
 
 
 # --- key types, chains, verification -------------------------------------------

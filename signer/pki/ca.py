@@ -54,7 +54,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -263,6 +263,20 @@ def load_ca(
     )
 
 
+CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+"""What a root made here may do: sign certificates and CRLs (and its own OCSP/TLS uses)."""
+
+
 def generate_root(
     common_name: str, key_type: CaKeyType, days: int, now: datetime
 ) -> tuple[bytes, bytes]:
@@ -289,20 +303,7 @@ def generate_root(
         .not_valid_before(now - _CLOCK_SKEW)
         .not_valid_after(now + timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(CA_KEY_USAGE, critical=True)
         .add_extension(ski, critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
@@ -386,17 +387,21 @@ def _hash_for(key: SigningKey) -> SignatureHash | None:
     return hashes.SHA256()
 
 
-def _check_ca(cert: x509.Certificate, what: str) -> None:
+_Ext = TypeVar("_Ext", bound=x509.ExtensionType)
+
+
+def _extension(cert: x509.Certificate, kind: type[_Ext]) -> _Ext | None:
     try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
-        bc = None
+        return None
+
+
+def _check_ca(cert: x509.Certificate, what: str) -> None:
+    bc = _extension(cert, x509.BasicConstraints)
     if bc is None or not bc.ca:
         raise CaError(f"{what} is not a CA certificate (BasicConstraints CA is not true)")
-    try:
-        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        ku = None
+    ku = _extension(cert, x509.KeyUsage)
     if ku is None or not ku.key_cert_sign:
         raise CaError(f"{what} may not sign certificates (KeyUsage lacks keyCertSign)")
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from signer.models import CsrRequest, Requester
-from signer.pki.ca import CA_KEY_TYPES, generate_key
+from signer.pki.ca import CA_KEY_TYPES, generate_key, generate_root
 
 KeyType = Literal[
     "ecdsa-p256",
@@ -165,18 +165,6 @@ def csr_manifest(req: CsrRequest) -> dict[str, Any]:
 
 
 def self_signed_pem(common_name: str = "test") -> bytes:
-    """A syntactically valid leaf certificate (for apiserver validation tests)."""
-    key = cached_key("ecdsa-p256")
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    """A syntactically valid certificate (for apiserver validation tests)."""
+    cert, _key = generate_root(common_name, "ecdsa-p256", 1, datetime.datetime.now(datetime.UTC))
+    return cert

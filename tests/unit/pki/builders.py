@@ -15,10 +15,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
-from signer.pki.ca import CaKeyType, SigningKey, generate_key
+from signer.pki.ca import CA_KEY_USAGE, CaKeyType, SigningKey, generate_key
 
 NOW = datetime(2030, 6, 1, 12, 0, 0, tzinfo=UTC)
 """The fixed clock of pki tests: nothing depends on the machine's time."""
+
+LEAF_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=True,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+"""For a "CA" that may not sign certificates (keyCertSign and cRLSign off)."""
 
 
 @cache
@@ -78,17 +91,7 @@ def make_ca(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=key_cert_sign,
-                crl_sign=key_cert_sign,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            CA_KEY_USAGE if key_cert_sign else LEAF_KEY_USAGE,
             critical=True,
         )
     )

@@ -17,7 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from signer.models import CsrView, Refusal
-from signer.pki.ca import CaBundle, CaKeyType, load_ca
+from signer.pki.ca import CA_KEY_USAGE, CaBundle, CaKeyType, load_ca
 from signer.pki.parsing import parse_csr
 from signer.pki.signing import Issued, SigningLimits, issue
 from tests.data.csrs import KeyType, build_csr_pem
@@ -266,24 +266,11 @@ def test_no_sans_means_no_san_extension(ca: CaBundle) -> None:
         ext(cert, x509.SubjectAlternativeName)
 
 
-CA_KU = x509.KeyUsage(
-    digital_signature=True,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
-)
-
-
 @pytest.mark.parametrize(
     "csr_kwargs",
     [
         pytest.param({"request_ca": True}, id="requested-ca-true-still-yields-a-leaf"),
-        pytest.param({"extra_extensions": [CA_KU]}, id="requested-key-cert-sign-is-dropped"),
+        pytest.param({"extra_extensions": [CA_KEY_USAGE]}, id="requested-key-cert-sign-is-dropped"),
         pytest.param(
             {"extra_extensions": [x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING])]},
             id="requested-eku-is-replaced-by-spec-usages",
@@ -293,7 +280,7 @@ CA_KU = x509.KeyUsage(
             {
                 "request_ca": True,
                 "extra_extensions": [
-                    CA_KU,
+                    CA_KEY_USAGE,
                     x509.NameConstraints(permitted_subtrees=[x509.DNSName("evil")], excluded_subtrees=None),
                 ],
             },

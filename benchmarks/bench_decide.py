@@ -5,13 +5,16 @@ a ServiceAccount requester, three DNS SANs (`<svc>.<ns>`, `.svc`,
 `.svc.cluster.local`) and the usual TLS server usages, evaluated against the
 bundled policies. The pool holds distinct requests from 50 namespaces, so the
 per-namespace pattern cache is exercised the way a real cluster would (warm
-after the first request from a namespace). Each call is timed on its own;
-the median and p90 are reported against the target.
+after the first request from a namespace). Each call is timed on its own.
+The two loops are interleaved over several rounds (so drift on a shared
+machine hits both alike); the median over all calls is held against the
+target in `benchmarks/targets.py`, and each round's median is shown so the
+spread is visible. Exits 1 when the target is missed.
 
 For comparison, `parse_csr` alone is timed too: the difference is the cost of
 the policy engine itself.
 
-    .venv/bin/python benchmarks/bench_decide.py [--calls 20000]
+    .venv/bin/python benchmarks/bench_decide.py [--calls 4000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.targets import DECIDE_MEDIAN_US, Target, spread, verdict
 from signer.models import CsrRequest, Outcome, Requester
 from signer.pki.parsing import parse_csr
 from signer.policy import bundled_policies_dir, decide, load_policies
 
-TARGET_MEDIAN_US = 200.0
 NAMESPACES = 50
 USAGES = ("digital signature", "key encipherment", "server auth")
 
@@ -69,17 +72,19 @@ def time_calls(fn: Callable[[int], object], calls: int) -> list[float]:
     return samples
 
 
-def report(label: str, samples: list[float]) -> float:
+def report(label: str, samples: list[float], rounds: list[float]) -> float:
     ordered = sorted(samples)
     median = statistics.median(ordered)
     p90 = ordered[int(len(ordered) * 0.9)]
-    print(f"{label:<28} median {median:7.1f} us   p90 {p90:7.1f} us   (n={len(ordered)})")
+    print(f"{label:<26} median {median:7.1f} us   p90 {p90:7.1f} us   (n={len(ordered)})")
+    print(f"{'':<26} per-round medians: {spread(rounds)} us")
     return median
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--calls", type=int, default=4_000, help="per loop per round")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -94,14 +99,24 @@ def main() -> int:
     def run_parse(i: int) -> object:
         return parse_csr(pool[i % len(pool)].request)
 
+    loops = {"parse_csr only": run_parse, "decide (parse + policy)": run_decide}
     time_calls(run_decide, 2_000)  # warm-up: caches, allocator, branch predictors
-    print(f"decide() on a typical cluster-local CSR, {os.cpu_count()} CPUs, one pinned")
-    parse_median = report("parse_csr only", time_calls(run_parse, args.calls))
-    median = report("decide (parse + policy)", time_calls(run_decide, args.calls))
-    print(f"{'policy engine share':<28} median {median - parse_median:7.1f} us")
-    verdict = "OK" if median <= TARGET_MEDIAN_US else "MISSED"
-    print(f"target: median <= {TARGET_MEDIAN_US:.0f} us: {verdict}")
-    return 0 if median <= TARGET_MEDIAN_US else 1
+    samples: dict[str, list[float]] = {name: [] for name in loops}
+    rounds: dict[str, list[float]] = {name: [] for name in loops}
+    for _ in range(args.rounds):
+        for name, fn in loops.items():
+            taken = time_calls(fn, args.calls)
+            samples[name] += taken
+            rounds[name].append(statistics.median(taken))
+    print(
+        f"decide() on a typical cluster-local CSR, {os.cpu_count()} CPUs, one pinned, "
+        f"{args.rounds} interleaved rounds"
+    )
+    parse_median = report("parse_csr only", samples["parse_csr only"], rounds["parse_csr only"])
+    name = "decide (parse + policy)"
+    median = report(name, samples[name], rounds[name])
+    print(f"{'policy engine share':<26} median {median - parse_median:7.1f} us")
+    return verdict([Target("decide() median", median, DECIDE_MEDIAN_US, "us")])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,66 @@
+"""The targets the project holds itself to, and one way to report them.
+
+Every benchmark ends the same way: one line per target with the measured figure, the
+limit and OK or MISSED, and an exit status that is non-zero when any target was missed,
+so `make bench` (and a reader of its output) can tell a regression from noise without
+reading prose. The limits live here, next to each other, so a change of target is one
+reviewed line.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DECIDE_MEDIAN_US = 200.0
+"""decide() on a typical cluster-local CSR (parse + signature + policy), median, one core."""
+ISSUE_RATIO = 0.8
+"""parse_csr + issue vs. the least cryptography-only loop that yields the same certificate."""
+CONTROLLER_RATIO = 0.8
+"""End-to-end CSRs/s vs. the same-stack null controller (not the apiserver's limit)."""
+LATENCY_P99_MS = 1000.0
+"""Create returned -> watch saw the certificate, at a steady offered rate."""
+RSS_MB = 150.0
+"""Controller resident memory after a large batch, and after a restart that relists it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One measured figure against its limit."""
+
+    what: str
+    measured: float
+    limit: float
+    unit: str = ""
+    higher_is_better: bool = False
+
+    @property
+    def met(self) -> bool:
+        if self.higher_is_better:
+            return self.measured >= self.limit
+        return self.measured <= self.limit
+
+    def line(self) -> str:
+        sign = ">=" if self.higher_is_better else "<="
+        verdict = "OK" if self.met else "MISSED"
+        unit = f" {self.unit}" if self.unit else ""
+        return (
+            f"target: {self.what}: {self.measured:.2f}{unit} "
+            f"({sign} {self.limit:g}{unit}) {verdict}"
+        )
+
+
+def verdict(targets: Sequence[Target]) -> int:
+    """Print every target line; 0 when all are met, 1 otherwise."""
+    for target in targets:
+        print(target.line())
+    return 0 if all(t.met for t in targets) else 1
+
+
+def spread(values: Sequence[float]) -> str:
+    """`median (min-max over n runs)`: how stable a repeated figure was."""
+    return (
+        f"{statistics.median(values):.1f} "
+        f"(min {min(values):.1f}, max {max(values):.1f}, n={len(values)})"
+    )

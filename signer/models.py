@@ -80,6 +80,8 @@ class KeyInfo:
     """Bits for RSA/DSA, curve size for ECDSA, 256 for Ed25519."""
     curve: str | None = None
     """Curve name for ECDSA (`secp256r1`, `secp384r1`, ...)."""
+    exponent: int | None = None
+    """RSA public exponent (None for other algorithms)."""
 
     def describe(self) -> str:
         if self.algorithm == "ecdsa":

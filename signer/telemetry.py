@@ -80,7 +80,9 @@ SIGNING_FAILURE_REASONS: Final = frozenset(
         "UnknownUsage",
         "ForbiddenUsage",
         "InvalidUsage",
-        "UnsupportedKey",
+        "UnsupportedKey",  # below the key floor: not RSA, ECDSA or Ed25519
+        "WeakKey",  # below the key floor: short RSA, e != 65537, another curve
+        "NoUsages",
         "NoIdentity",
         "CAUnavailable",  # no usable CA loaded (Secret missing or invalid)
         "CAExpired",

@@ -77,7 +77,7 @@ def _key_info(csr: x509.CertificateSigningRequest) -> KeyInfo:
     except Exception:
         return KeyInfo(algorithm="unknown", size=0)
     if isinstance(key, rsa.RSAPublicKey):
-        return KeyInfo(algorithm="rsa", size=key.key_size)
+        return KeyInfo(algorithm="rsa", size=key.key_size, exponent=key.public_numbers().e)
     if isinstance(key, ec.EllipticCurvePublicKey):
         return KeyInfo(algorithm="ecdsa", size=key.curve.key_size, curve=key.curve.name)
     if isinstance(key, ed25519.Ed25519PublicKey):

@@ -19,7 +19,8 @@ built-in signers work with ours:
 - Subject and DNS/IP/URI/email SANs are copied; every other requested
   extension is dropped, so BasicConstraints CA:TRUE in a request still gets a
   leaf: we always write BasicConstraints CA:FALSE, critical.
-- spec.usages -> KeyUsage / ExtendedKeyUsage (`signer.pki.usages`).
+- spec.usages -> KeyUsage / ExtendedKeyUsage (`signer.pki.usages`); at least one.
+- The request's key must meet the floor in `signer.pki.keys`, whoever approved it.
 - SubjectKeyIdentifier of the leaf key; AuthorityKeyIdentifier of the CA.
 - Hash chosen by the CA key (see `CaBundle.hash_algorithm`).
 
@@ -41,6 +42,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from signer.models import CsrView, Refusal
 from signer.pki.ca import CaBundle
+from signer.pki.keys import below_floor
 from signer.pki.usages import MappedUsages, map_usages
 
 BACKDATE = timedelta(minutes=5)
@@ -178,10 +180,11 @@ def _plan(
             reason="CANotYetValid",
             message=f"the signing CA {ca.identity} is not valid before {ca.not_before.isoformat()}",
         )
-    if csr.key.algorithm == "unknown":
-        return Refusal(
-            reason="UnsupportedKey", message="the request's public key type is unsupported"
-        )
+    weak = below_floor(csr.key)
+    if weak is not None:
+        return weak
+    if not usages:
+        return Refusal(reason="NoUsages", message="spec.usages is empty: at least one is required")
     if not csr.subject and not (csr.dns_names or csr.ip_addresses or csr.uris or csr.emails):
         return Refusal(
             reason="NoIdentity",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from signer.models import CsrRequest, CsrView, KeyInfo, Usage
+from signer.pki.keys import RSA_EXPONENT
 from signer.policy.patterns import Bindings, Pattern
 from signer.policy.schema import CURVES, EcdsaKeys, KeyRule, Policy, RsaKeys
 
@@ -168,6 +169,7 @@ def _key_allowed(rule: KeyRule, key: KeyInfo) -> bool:
             key.algorithm == "rsa"
             and key.size >= rule.min_size
             and (rule.max_size is None or key.size <= rule.max_size)
+            and key.exponent == rule.public_exponent
         )
     if isinstance(rule, EcdsaKeys):
         return key.algorithm == "ecdsa" and any(CURVES[c] == key.curve for c in rule.curves)
@@ -177,6 +179,8 @@ def _key_allowed(rule: KeyRule, key: KeyInfo) -> bool:
 def _key_label(key: KeyInfo) -> str:
     if key.algorithm == "ecdsa" and key.curve in _CURVE_LABELS:
         return f"ECDSA {_CURVE_LABELS[key.curve]}"
+    if key.algorithm == "rsa" and key.exponent != RSA_EXPONENT:
+        return f"{key.describe()} with e={key.exponent}"
     return key.describe()
 
 

@@ -4,7 +4,9 @@ A pattern is literal text with `{placeholder}`s. Two kinds of placeholder exist:
 
 - bound ones stand for a fact about the request, never for something the
   requester chooses: `{namespace}` and `{serviceaccount}` (the requesting
-  ServiceAccount, from spec.username) and `{clusterDomain}` (configuration);
+  ServiceAccount, from spec.username) and `{clusterDomain}` (configuration).
+  A ServiceAccount name that contains a dot binds nothing, so a pattern with
+  `{serviceaccount}` never matches for it (see `Bindings.get`);
 - `{label}` stands for any one DNS-1123 label (lowercase, 1-63 characters,
   no dots), the only freedom a pattern can grant.
 
@@ -85,7 +87,12 @@ class Bindings:
         if placeholder == "namespace":
             return self.namespace
         if placeholder == "serviceaccount":
-            return self.serviceaccount
+            # A dotted ServiceAccount name would let `web.victim` in namespace `svc`
+            # claim `{serviceaccount}.{namespace}` = `web.victim.svc`, the name of
+            # Service `web` in namespace `victim`. Namespaces are single labels, so
+            # with dot-free ServiceAccount names every substitution is unambiguous.
+            sa = self.serviceaccount
+            return None if sa is None or "." in sa else sa
         return self.cluster_domain
 
 

@@ -168,6 +168,9 @@ class RsaKeys(_Model):
     min_size: int = Field(default=2048, ge=2048)
     max_size: int | None = Field(default=None, ge=2048)
     """An upper bound keeps a huge key from costing the signer real CPU."""
+    public_exponent: Literal[65537] = 65537
+    """The only exponent the signer's key floor (`signer.pki.keys`) accepts; written out
+    so that a reviewer reading the rule sees it (e=3 keys are refused)."""
 
 
 class EcdsaKeys(_Model):

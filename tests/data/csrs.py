@@ -26,6 +26,7 @@ KeyType = Literal[
     "ecdsa-p521",
     "rsa-1024",
     "rsa-2048",
+    "rsa-2048-e3",
     "rsa-3072",
     "rsa-4096",
     "ed25519",
@@ -35,7 +36,7 @@ PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519Pri
 
 def new_key(key_type: KeyType) -> PrivateKey:
     """The product's key types come from `generate_key`; the weak ones tests need
-    (P-521, RSA 1024), which the product refuses to make, are built here."""
+    (P-521, RSA 1024, RSA with e=3), which the product refuses to make, are built here."""
     if key_type in CA_KEY_TYPES:
         key = generate_key(key_type)  # type: ignore[arg-type]
         assert isinstance(
@@ -44,6 +45,8 @@ def new_key(key_type: KeyType) -> PrivateKey:
         return key
     if key_type == "ecdsa-p521":
         return ec.generate_private_key(ec.SECP521R1())
+    if key_type == "rsa-2048-e3":
+        return rsa.generate_private_key(public_exponent=3, key_size=2048)
     return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type.split("-")[1]))
 
 

@@ -372,6 +372,35 @@ def test_usage_refusals_come_back_as_values(
     assert result.reason == reason
 
 
+# --- the key floor and usages apply to every signature ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key_type", "usages", "reason", "says"),
+    [
+        pytest.param("rsa-1024", SERVING, "WeakKey", "1024 bits", id="rsa-1024-is-never-signed"),
+        pytest.param(
+            "rsa-2048-e3", SERVING, "WeakKey", "exponent 3 is not 65537", id="rsa-e3-never-signed"
+        ),
+        pytest.param("ecdsa-p256", (), "NoUsages", "spec.usages is empty", id="no-usages-refused"),
+    ],
+)
+def test_floor_refusals_come_back_as_values(
+    ca: CaBundle, key_type: KeyType, usages: tuple[str, ...], reason: str, says: str
+) -> None:
+    result = issue(
+        csr(common_name="web", key_type=key_type),
+        ca,
+        usages=usages,
+        now=NOW,
+        requested_seconds=None,
+        limits=LIMITS,
+    )
+    assert isinstance(result, Refusal)
+    assert result.reason == reason
+    assert says in result.message
+
+
 # --- key types, chains, verification -------------------------------------------
 
 KEY_TYPES: list[CaKeyType] = ["rsa-2048", "ecdsa-p256", "ecdsa-p384", "ed25519"]

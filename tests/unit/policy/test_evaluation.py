@@ -162,6 +162,20 @@ KEY_AND_USAGE_CASES = [
         id="rsa-above-max-size",
     ),
     pytest.param(
+        {"allowed": {"keys": [{"algorithm": "RSA"}]}},
+        {"key_type": "rsa-2048-e3"},
+        DENY,
+        "spec.request publicKey: RSA 2048 with e=3 is not allowed (allowed: RSA >= 2048 bits)",
+        id="rsa-exponent-3-is-denied-by-default",
+    ),
+    pytest.param(
+        {"allowed": {"keys": [{"algorithm": "RSA", "publicExponent": 65537}]}},
+        {"key_type": "rsa-2048"},
+        APPROVE,
+        None,
+        id="rsa-exponent-65537-written-out-is-allowed",
+    ),
+    pytest.param(
         {"allowed": {"keys": [{"algorithm": "ECDSA", "curves": ["P-384"]}]}},
         {"key_type": "ecdsa-p256"},
         DENY,

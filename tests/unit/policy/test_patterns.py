@@ -8,6 +8,7 @@ from signer.policy.patterns import Bindings, Pattern, PatternError, PatternKind
 
 DNS, URI, EMAIL, NS = PatternKind.DNS, PatternKind.URI, PatternKind.EMAIL, PatternKind.NAMESPACE
 SA = Bindings(namespace="team-a", serviceaccount="web", cluster_domain="cluster.local")
+DOTTED = Bindings(namespace="svc", serviceaccount="web.victim", cluster_domain="cluster.local")
 USER = Bindings(namespace=None, serviceaccount=None, cluster_domain="cluster.local")
 
 
@@ -98,6 +99,38 @@ def test_invalid_patterns_are_rejected_at_load_time(
             SA,
             True,
             id="email-of-the-requester",
+        ),
+        pytest.param(
+            "{serviceaccount}.{namespace}",
+            DNS,
+            "web.victim.svc",
+            DOTTED,
+            False,
+            id="dotted-serviceaccount-never-claims-another-namespaces-service",
+        ),
+        pytest.param(
+            "spiffe://{clusterDomain}/ns/{namespace}/sa/{serviceaccount}",
+            URI,
+            "spiffe://cluster.local/ns/svc/sa/web.victim",
+            DOTTED,
+            False,
+            id="dotted-serviceaccount-binds-nothing-in-uris",
+        ),
+        pytest.param(
+            "{serviceaccount}@{namespace}.example.com",
+            EMAIL,
+            "web.victim@svc.example.com",
+            DOTTED,
+            False,
+            id="dotted-serviceaccount-binds-nothing-in-emails",
+        ),
+        pytest.param(
+            "{namespace}.internal",
+            DNS,
+            "svc.internal",
+            DOTTED,
+            True,
+            id="dotted-sa-keeps-namespace",
         ),
         pytest.param("team-{label}", NS, "team-a", None, True, id="namespace-selector-pattern"),
         pytest.param("team-{label}", NS, "team-", None, False, id="namespace-selector-needs-label"),

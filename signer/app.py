@@ -17,7 +17,6 @@ import base64
 import contextlib
 import datetime as dt
 import functools
-import hashlib
 import logging
 import signal
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from signer.kube.watching import Handlers, list_and_watch
 from signer.pki.ca import CaBundle, CaError, load_ca_from_secret_data
 from signer.pki.signing import SigningLimits
 from signer.policy import PolicyLoadError, PolicySet, bundled_policies_dir, load_policies
+from signer.policy.loader import fingerprint as policy_fingerprint
 from signer.reactor.cache import CsrCache
 from signer.reactor.queueing import WorkQueue, run_worker
 from signer.reactor.reconcile import Reconciler, Snapshot
@@ -95,7 +95,7 @@ class Sources:
 
     def reload_policies(self) -> bool:
         """Load the policy files if they changed; keep the old set if the new one is invalid."""
-        fingerprint = _fingerprint(self.policy_dir)
+        fingerprint = policy_fingerprint(self.policy_dir)
         if fingerprint == self._policy_fingerprint:
             return False
         self._policy_fingerprint = fingerprint
@@ -168,15 +168,6 @@ class Sources:
             timeout_seconds=self.settings.watch_timeout_seconds,
             field_selector=f"metadata.name={name}",
         )
-
-
-def _fingerprint(directory: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(directory.rglob("*.y*ml")):
-        if path.is_file() and not any(part.startswith("..") for part in path.parts):
-            digest.update(str(path.relative_to(directory)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 class Controller:

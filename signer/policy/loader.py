@@ -15,6 +15,7 @@ is walked back down the node tree to the line it came from.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,6 +69,35 @@ def bundled_policies_dir() -> Path:
     return Path(str(importlib.resources.files("signer").joinpath("bundled_policies")))
 
 
+def policy_files(directory: Path) -> list[Path]:
+    """The files `load_policies` reads: `*.yaml`/`*.yml` directly in `directory`, sorted.
+
+    Dot files are skipped (a ConfigMap volume keeps its `..data` machinery there);
+    symlinks are followed, as a ConfigMap volume's files are symlinks.
+    """
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix in POLICY_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def fingerprint(directory: Path) -> str:
+    """A digest of exactly what `load_policies` would read: names and contents.
+
+    The controller polls this to hot-reload. It must see the same files as the
+    loader, whatever the path looks like (relative, `..`, a ConfigMap volume),
+    or an edit is never noticed. Raises OSError when the directory is unreadable.
+    """
+    digest = hashlib.sha256()
+    if not directory.is_dir():
+        return "not a directory"
+    for path in policy_files(directory):
+        digest.update(path.name.encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def load_policies(directory: Path) -> PolicySet:
     """Every `*.yaml`/`*.yml` file directly in `directory`, in file name order.
 
@@ -76,11 +106,7 @@ def load_policies(directory: Path) -> PolicySet:
     """
     if not directory.is_dir():
         raise PolicyLoadError([Problem(str(directory), None, "", "not a directory")])
-    files = sorted(
-        p
-        for p in directory.iterdir()
-        if p.suffix in POLICY_SUFFIXES and not p.name.startswith(".") and p.is_file()
-    )
+    files = policy_files(directory)
     if not files:
         raise PolicyLoadError(
             [Problem(str(directory), None, "", "no policy files (*.yaml, *.yml)")]

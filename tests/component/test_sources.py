@@ -87,3 +87,26 @@ def test_a_broken_ca_secret_pauses_signing_and_says_why(policy_dir: Path) -> Non
 
 def secret(version: str, data: dict[str, str]) -> dict[str, object]:
     return {"metadata": {"resourceVersion": version}, "data": data}
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        pytest.param(False, id="absolute-path"),
+        pytest.param(True, id="relative-path-through-dotdot-is-re-read"),
+    ],
+)
+def test_an_edit_is_reloaded_however_the_directory_is_named(
+    policy_dir: Path, relative: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    named = policy_dir
+    if relative:
+        monkeypatch.chdir(policy_dir)
+        named = Path("..") / policy_dir.name  # what `--policies ../dir` looks like
+    sources, telemetry, _readiness, changes = make_sources(named)
+    assert sources.reload_policies() is True
+    path = policy_dir / "cluster-local.yaml"
+    path.write_text(path.read_text() + "\n# edited\n")
+    assert sources.reload_policies() is True
+    assert changes == ["changed", "changed"]
+    telemetry.shutdown()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from signer.policy import PolicyLoadError, Problem, load_policies
+from signer.policy.loader import fingerprint
 
 GOOD = """\
 policies:
@@ -95,6 +97,11 @@ def policy(allowed: str = "", extra: str = "") -> str:
             id="weak-rsa-minimum",
         ),
         pytest.param(
+            policy("      keys:\n        - algorithm: RSA\n          publicExponent: 3\n"),
+            "p.yaml:10: policies[0].allowed.keys[0].publicExponent: Input should be 65537",
+            id="rsa-exponent-other-than-65537-is-a-load-error",
+        ),
+        pytest.param(
             policy("      keys:\n        - algorithm: DSA\n"),
             "p.yaml:9: policies[0].allowed.keys[0]: Input tag 'DSA' found using 'algorithm' "
             "does not match any of the expected tags: 'RSA', 'ECDSA', 'Ed25519'",
@@ -117,6 +124,11 @@ def policy(allowed: str = "", extra: str = "") -> str:
             "p.yaml:7: policies[0].maxLifetime: '1 day' is not a duration such as 24h, 90d "
             "or 1h30m",
             id="lifetime-syntax",
+        ),
+        pytest.param(
+            policy("      dnsNames: [a.example.com]\n", extra="    maxLifetime: 10m0.5s\n"),
+            "p.yaml:7: policies[0].maxLifetime: '10m0.5s' is not a whole number of seconds",
+            id="lifetime-whole-seconds-because-expiration-seconds-is-an-integer",
         ),
         pytest.param(
             policy("      dnsNames: [a.example.com]\n      dnsNames: [b.example.com]\n"),
@@ -251,6 +263,25 @@ def test_multi_document_files_and_file_order(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("written", "lifetime"),
+    [
+        pytest.param("720h", timedelta(days=30), id="units-as-in-every-duration"),
+        pytest.param("1.5h", timedelta(minutes=90), id="fractions-that-make-whole-seconds"),
+        pytest.param("3600", timedelta(hours=1), id="a-bare-number-is-seconds"),
+    ],
+)
+def test_max_lifetime_uses_the_shared_duration_grammar(
+    tmp_path: Path, written: str, lifetime: timedelta
+) -> None:
+    """Only the grammar is shared (tests/unit/test_durations.py); the 10m floor is the policy's."""
+    write(
+        tmp_path,
+        {"p.yaml": policy("      dnsNames: [a.example.com]\n", f"    maxLifetime: {written}\n")},
+    )
+    assert load_policies(tmp_path).policies[0].max_lifetime == lifetime
+
+
+@pytest.mark.parametrize(
     ("make", "expected"),
     [
         pytest.param(lambda d: d / "missing", "missing: not a directory", id="missing-directory"),
@@ -280,3 +311,14 @@ def test_directory_problems(tmp_path: Path, make: object, expected: str) -> None
 def test_problem_format(problem: Problem, text: str) -> None:
     assert str(problem) == text
     assert str(PolicyLoadError([problem, problem])) == f"{text}\n{text}"
+
+
+def test_fingerprint_covers_exactly_the_files_the_loader_reads(tmp_path: Path) -> None:
+    write(tmp_path, {"a.yaml": GOOD})
+    before = fingerprint(tmp_path)
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub", {"ignored.yaml": "not: read"})
+    write(tmp_path, {".hidden.yaml": "not: read", "notes.txt": "not read"})
+    assert fingerprint(tmp_path) == before, "files the loader skips must not trigger a reload"
+    write(tmp_path, {"b.yml": GOOD.replace("good", "other")})
+    assert fingerprint(tmp_path) != before

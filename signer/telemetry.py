@@ -295,7 +295,7 @@ class Telemetry:
         self._issued.add(1, {"signer": self._signer(signer)})
 
     def signing_failed(self, signer: str, reason: str) -> None:
-        """Count one CSR marked Failed; `reason` is its condition reason."""
+        """Count one CSR marked Failed (its condition reason), or one attempt our CA blocked."""
         self._signing_failures.add(
             1,
             {

@@ -39,6 +39,8 @@ DENIED_REASON = "PolicyDenied"
 ABSTAINED_MEMORY = 10_000
 CA_REFUSALS = frozenset({"CAExpired", "CANotYetValid"})
 """Refusals caused by our CA, not the request: retried, never a Failed condition."""
+CA_UNAVAILABLE = "CAUnavailable"
+"""No usable CA is loaded (Secret missing or invalid): retried like CA_REFUSALS."""
 
 
 class CsrWriter(Protocol):
@@ -213,12 +215,15 @@ class Reconciler:
         policy_name: str | None,
         view: CsrView | CsrParseError,
     ) -> bool:
-        if snapshot.ca is None:
-            return True  # no valid CA yet: readiness says so; retry with backoff
         signer = state.request.signer_name
+        if snapshot.ca is None:
+            # No valid CA: readiness says so; counted per attempt, retried with backoff.
+            self._metrics.signing_failed(signer, CA_UNAVAILABLE)
+            return True
         outcome = self._issue(state, snapshot, policy_name, view)
         if isinstance(outcome, Refusal):
             if outcome.reason in CA_REFUSALS:
+                self._metrics.signing_failed(signer, outcome.reason)
                 log.error("%s: cannot sign: %s", state.name, outcome.message)
                 return True
             self._metrics.signing_failed(signer, outcome.reason)

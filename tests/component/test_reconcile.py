@@ -16,9 +16,11 @@ from signer.reactor.cache import CsrCache
 from signer.reactor.queueing import WorkQueue
 from signer.reactor.reconcile import Reconciler, Snapshot
 from tests.component.fakeapi import FakeCsrApi, RecordingMetrics, make_raw
+from tests.data.csrs import KeyType, build_csr_pem
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 SIGNERS = frozenset({"csr-signer.dev/cluster-local", "csr-signer.dev/knative-internal"})
+SERVING = ("digital signature", "key encipherment", "server auth")
 LIMITS = SigningLimits(max_duration=dt.timedelta(days=30), default_duration=dt.timedelta(days=1))
 
 
@@ -201,3 +203,46 @@ async def test_a_csr_with_thousands_of_bad_names_is_denied_with_a_bounded_messag
     message = obj["status"]["conditions"][0]["message"]
     assert len(message) < 5000
     assert "more" in message
+
+
+@pytest.mark.parametrize(
+    ("key_type", "usages", "reason"),
+    [
+        pytest.param("rsa-1024", SERVING, "WeakKey", id="human-approved-rsa-1024-is-failed"),
+        pytest.param("rsa-2048-e3", SERVING, "WeakKey", id="human-approved-rsa-e3-is-failed"),
+        pytest.param("ecdsa-p256", (), "NoUsages", id="human-approved-no-usages-is-failed"),
+    ],
+)
+async def test_key_floor_holds_whoever_approved(
+    h: Harness, key_type: KeyType, usages: tuple[str, ...], reason: str
+) -> None:
+    pem = build_csr_pem(dns_names=["web.team-a.svc"], key_type=key_type)
+    obj = await h.run(
+        make_raw("weak", username="alice", conditions=("Approved",), usages=usages, pem=pem)
+    )
+    assert "certificate" not in obj["status"]
+    failed = [c for c in obj["status"]["conditions"] if c["type"] == "Failed"]
+    assert [c["reason"] for c in failed] == [reason]
+    assert ("signing_failed", reason) in h.metrics.calls
+
+
+@pytest.mark.parametrize(
+    ("ca_state", "reason"),
+    [
+        pytest.param("missing", "CAUnavailable", id="no-ca-is-counted-and-retried"),
+        pytest.param("expired", "CAExpired", id="expired-ca-is-counted-and-retried"),
+    ],
+)
+async def test_ca_refusals_are_counted_not_failed(
+    policies: PolicySet, ca_state: str, reason: str
+) -> None:
+    ca = None
+    if ca_state == "expired":
+        cert, key = generate_root("old root", "ecdsa-p256", 1, NOW - dt.timedelta(days=3))
+        ca = load_ca(cert, key, now=NOW - dt.timedelta(days=2, hours=12))
+    h = Harness(policies, ca)
+    obj = await h.run(make_raw("waits", username="alice", conditions=("Approved",)))
+    assert h.api.writes == []
+    assert "certificate" not in obj["status"]
+    assert ("signing_failed", reason) in h.metrics.calls
+    assert h.queue.depth == 1, "scheduled for a retry"

@@ -7,6 +7,7 @@ translated into these at the edge (`signer.kube`, the CLI), once.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -123,6 +124,30 @@ class CsrView:
     def common_name(self) -> str | None:
         names = [a.value for a in self.subject if a.name == "CN"]
         return names[0] if names else None
+
+    def describe(self, *, max_names: int = 20, max_chars: int = 2048) -> str:
+        """What will be issued, as we parsed it, for a human about to approve.
+
+        A reviewer approves what `kubectl describe csr` shows; this line lets them
+        check that it is what we will sign (subject, every kind of SAN, key). It is
+        bounded like `Decision.summary`: the first names and a count of the rest.
+        """
+        subject = ",".join(f"{a.name}={a.value}" for a in self.subject) or "(empty)"
+        parts = [f"subject {json.dumps(subject)}"]
+        kinds: tuple[tuple[str, tuple[object, ...]], ...] = (
+            ("DNS", self.dns_names),
+            ("IP", self.ip_addresses),
+            ("URI", self.uris),
+            ("email", self.emails),
+        )
+        for label, values in kinds:
+            if values:
+                shown = ", ".join(json.dumps(str(v)) for v in values[:max_names])
+                more = f" and {len(values) - max_names} more" if len(values) > max_names else ""
+                parts.append(f"{label} [{shown}{more}]")
+        parts.append(f"key {self.key.describe()}")
+        text = "; ".join(parts)
+        return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 
 class Usage(StrEnum):

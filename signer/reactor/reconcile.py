@@ -146,7 +146,7 @@ class Reconciler:
             decision = self._decide(state, snapshot, view)
             self._metrics.decision(signer, decision.outcome, decision.policy)
             if decision.outcome is Outcome.ABSTAIN:
-                await self._abstain(state, decision)
+                await self._abstain(state, decision, view)
                 return False
             if decision.outcome is Outcome.DENY:
                 message = decision.summary()
@@ -185,15 +185,19 @@ class Reconciler:
             parsed=view if isinstance(view, CsrView) else None,
         )
 
-    async def _abstain(self, state: CsrState, decision: Decision) -> None:
+    async def _abstain(
+        self, state: CsrState, decision: Decision, view: CsrView | CsrParseError
+    ) -> None:
         if state.name in self._abstained:
             return
         self._abstained[state.name] = None
         while len(self._abstained) > ABSTAINED_MEMORY:
             self._abstained.popitem(last=False)
+        issued = view.describe() if isinstance(view, CsrView) else f"unreadable: {view}"
         message = (
             f"{decision.summary()}; left Pending for a human: "
-            f"kubectl certificate approve|deny {state.name}"
+            f"kubectl certificate approve|deny {state.name}; "
+            f"approving issues exactly: {issued}"
         )
         await self._writer.event(state.raw, "Normal", "Pending", message)
         log.info("%s: pending: %s", state.name, decision.message, extra={"csr": state.name})

@@ -93,6 +93,9 @@ async def test_human_requester_is_left_pending_with_one_event(h: Harness) -> Non
     assert h.api.writes == []
     assert [e[1] for e in h.api.events] == ["Pending"]
     assert "kubectl certificate approve|deny human" in h.api.events[0][2]
+    assert (
+        'approving issues exactly: subject "(empty)"; DNS ["web.team-a.svc"]; key ECDSA secp256r1'
+    ) in h.api.events[0][2]
 
 
 async def test_human_approved_csr_is_signed(h: Harness) -> None:

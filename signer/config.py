@@ -3,18 +3,13 @@
 `Settings` is the controller's whole configuration. This module is the only
 place that reads the environment: `load_settings()` takes the environment as a
 mapping (``os.environ`` in production, a plain dict in tests), overlays the
-command line, validates, and hands back a frozen `Settings`. Everything else
-receives that object as an argument and never looks at ``os.environ``.
+command line (collected by `signer.cli_flags`), validates, and hands back a
+frozen `Settings`. Everything else receives that object as an argument and
+never looks at ``os.environ``.
 
 Precedence, highest first: command-line flag, ``CSR_SIGNER_<FIELD>`` variable,
 default. An empty variable counts as unset, so a manifest can blank a value
 without deleting the line.
-
-Why the environment is read here rather than by pydantic-settings' own env
-source: a test passes its environment as a dict and must never see the
-developer's shell, and the CLI-over-env overlay should be one visible step.
-`Settings()` with no arguments therefore yields the defaults only; the
-``CSR_SIGNER_`` prefix and the field names still define the variable names.
 
 Unknown ``CSR_SIGNER_*`` variables are ignored, not rejected: the kubelet
 injects Docker-link style variables for every Service in the namespace
@@ -26,33 +21,31 @@ Every validation failure becomes one `ConfigError` whose message is one line
 naming the field, the variable and flag that set it, and the problem, e.g.
 ``invalid configuration: workers (CSR_SIGNER_WORKERS / --workers): must be
 between 1 and 64, got 0``.
+
+Durations (``90d``, ``1h30m``, ``500ms``, plain seconds) follow the grammar of
+`signer.durations`, the same one the policy files use.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
 import ipaddress
 import json
-import logging
 import os
 import re
 import secrets
 import socket
-import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from signer.cli_flags import ENV_PREFIX, env_var, flag_for, flag_values
+from signer.durations import parse_duration
 from signer.models import is_dns1123_label, is_dns1123_subdomain
-
-ENV_PREFIX = "CSR_SIGNER_"
 
 DEFAULT_SIGNER_NAMES = ("csr-signer.dev/cluster-local", "csr-signer.dev/knative-internal")
 MIN_DURATION_SECONDS = 600
@@ -65,9 +58,17 @@ _SIGNER_PATH_MAX = _DNS1123_SUBDOMAIN_MAX + 63 + 1
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _CONFIGMAP_KEY = re.compile(r"[-._a-zA-Z0-9]+")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": float(_DAY)}
+
+_RANGES: dict[str, tuple[int, int]] = {
+    "workers": (1, 64),
+    "resync_seconds": (10, 7 * _DAY),
+    "watch_timeout_seconds": (1, 3600),
+    "lease_duration_seconds": (2, 3600),
+    "renew_deadline_seconds": (1, 3600),
+    "retry_period_seconds": (1, 3600),
+}
+"""Inclusive bounds of the integer settings that have nothing more to check than that."""
 
 
 class ConfigError(Exception):
@@ -83,33 +84,48 @@ def _default_identity() -> str:
     return f"{socket.gethostname()}_{secrets.token_hex(4)}"
 
 
-def parse_duration(value: object) -> object:
-    """Seconds as a number, or a Go-style duration such as ``90d``, ``1h30m``, ``500ms``.
-
-    Anything that is not a string is returned unchanged for pydantic to judge;
-    a malformed string raises `ValueError` with a message for `ConfigError`.
-    """
+def _seconds(value: object) -> object:
+    """A duration string as seconds (an int when whole); other values are pydantic's to judge."""
     if not isinstance(value, str):
         return value
-    text = value.strip()
     try:
-        return float(text) if "." in text else int(text)
+        seconds = parse_duration(value).total_seconds()
     except ValueError:
-        pass
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"must be seconds or a duration such as 90d, 12h, 30m, got {value!r}")
-    seconds = sum((float(n) * _DURATION_UNITS[u] for n, u in parts), 0.0)
+        raise ValueError(
+            f"must be seconds or a duration such as 90d, 12h, 30m, got {value!r}"
+        ) from None
     return int(seconds) if seconds.is_integer() else seconds
 
 
 def _whole_seconds(value: object) -> object:
-    parsed = parse_duration(value)
-    if isinstance(parsed, float):
-        if not parsed.is_integer():
+    """As `_seconds`, but a fraction is an error rather than something to round away."""
+    seconds = _seconds(value)
+    if isinstance(seconds, float):
+        if not seconds.is_integer():
             raise ValueError(f"must be a whole number of seconds, got {value!r}")
-        return int(parsed)
-    return parsed
+        return int(seconds)
+    return seconds
+
+
+def _split_list(value: object) -> object:
+    """``a,b`` (env), a JSON list (env), or repeated flags whose values may hold commas.
+
+    Order is kept (for signer names it is the order of the metric label set);
+    blanks and duplicates go. Anything else is left for pydantic to reject.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ValueError(f"is not a valid JSON list: {text!r}") from None
+        else:
+            value = [text]
+    if isinstance(value, list | tuple):
+        names = [part.strip() for item in value for part in str(item).split(",")]
+        return tuple(dict.fromkeys(name for name in names if name))
+    return value
 
 
 def _signer_name_problem(name: str) -> str | None:
@@ -132,6 +148,30 @@ class Settings(BaseSettings):
 
     Field order matters for the cross-field checks: a validator may only look
     at fields declared before it.
+
+    Why every pydantic-settings source is off (`settings_customise_sources`
+    keeps only the constructor's arguments) and `load_settings` reads the
+    environment itself:
+
+    - The environment must be injectable. Tests pass it as a dict and must
+      never see the developer's shell, and ``Settings(policy_dir=...)`` in the
+      component and e2e tests must mean exactly those values. pydantic-settings'
+      env source always reads ``os.environ`` and has no public way to be
+      handed a mapping instead.
+    - Its env source JSON-decodes tuple-valued fields, so
+      ``CSR_SIGNER_SIGNER_NAMES=a.example/x,b.example/y`` fails with a
+      ``SettingsError`` (not a `ValidationError`, so not a one-line
+      `ConfigError`) before `_split_list` sees it. Opting out per field
+      (``NoDecode``) needs pydantic-settings 2.7, newer than the floor the
+      package declares.
+    - ``--ca-secret`` sets two fields, and the flag-over-environment overlay
+      should be one visible step in `load_settings`, not an ordering of
+      sources. There are no nested settings and no secrets directory to read
+      (the CA lives in a Kubernetes Secret fetched through the API), which is
+      what the other sources would add.
+
+    `BaseSettings` still earns its place: ``env_prefix`` documents the variable
+    names, and the class stays ready for those sources if the reasons go.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
@@ -188,40 +228,15 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Only explicit values: `load_settings` is the one reader of the environment."""
+        """Only explicit values: see the class docstring for why."""
         return (init_settings,)
 
     # -- parsing ---------------------------------------------------------------
 
-    @field_validator("signer_names", mode="before")
+    @field_validator("signer_names", "trust_bundle_namespaces", mode="before")
     @classmethod
-    def _split_signer_names(cls, value: object) -> object:
-        """Accept ``a,b`` (env), a JSON list, or repeated flags whose values may hold commas."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                try:
-                    value = json.loads(text)
-                except ValueError:
-                    raise ValueError(f"is not a valid JSON list: {text!r}") from None
-            else:
-                value = [text]
-        if isinstance(value, list | tuple):
-            names = [part.strip() for item in value for part in str(item).split(",")]
-            # Order is kept (it is the order of the metric label set); duplicates go.
-            return tuple(dict.fromkeys(name for name in names if name))
-        return value
-
-    @field_validator("trust_bundle_namespaces", mode="before")
-    @classmethod
-    def _split_namespaces(cls, value: object) -> object:
-        """``a,b`` (env) or repeated flags, as for signer names; order kept, duplicates go."""
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, list | tuple):
-            names = [part.strip() for item in value for part in str(item).split(",")]
-            return tuple(dict.fromkeys(name for name in names if name))
-        return value
+    def _split(cls, value: object) -> object:
+        return _split_list(value)
 
     @field_validator(
         "max_duration_seconds",
@@ -240,7 +255,7 @@ class Settings(BaseSettings):
     @field_validator("policy_reload_seconds", mode="before")
     @classmethod
     def _parse_seconds(cls, value: object) -> object:
-        return parse_duration(value)
+        return _seconds(value)
 
     @field_validator("policy_dir", "kubeconfig", "otlp_endpoint", mode="before")
     @classmethod
@@ -272,62 +287,50 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name!r}: {problem}")
         return value
 
-    @field_validator("cluster_domain", "ca_secret_name", "lease_name")
+    @field_validator(
+        "cluster_domain", "ca_secret_name", "lease_name", "trust_bundle_configmap_name"
+    )
     @classmethod
     def _check_subdomain(cls, value: str) -> str:
         if not is_dns1123_subdomain(value):
             raise ValueError(f"must be a lowercase DNS subdomain, got {value!r}")
         return value
 
-    @field_validator("ca_secret_namespace", "lease_namespace")
+    @field_validator("ca_secret_namespace", "lease_namespace", "trust_bundle_namespaces")
     @classmethod
-    def _check_namespace(cls, value: str) -> str:
-        if not is_dns1123_label(value):
-            raise ValueError(f"must be a valid namespace name (DNS label), got {value!r}")
+    def _check_namespaces(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        for name in (value,) if isinstance(value, str) else value:
+            if not is_dns1123_label(name):
+                raise ValueError(f"must be a valid namespace name (DNS label), got {name!r}")
         return value
 
-    @field_validator("max_duration_seconds")
+    @field_validator("max_duration_seconds", "default_duration_seconds")
     @classmethod
-    def _check_max_duration(cls, value: int) -> int:
-        if value < MIN_DURATION_SECONDS:
-            raise ValueError(f"must be at least {MIN_DURATION_SECONDS} seconds, got {value}")
-        return value
-
-    @field_validator("default_duration_seconds")
-    @classmethod
-    def _check_default_duration(cls, value: int, info: ValidationInfo) -> int:
+    def _check_lifetime(cls, value: int, info: ValidationInfo) -> int:
+        """Both lifetimes respect the apiserver's minimum; the default fits under the maximum."""
         if value < MIN_DURATION_SECONDS:
             raise ValueError(f"must be at least {MIN_DURATION_SECONDS} seconds, got {value}")
         maximum = info.data.get("max_duration_seconds")
-        if maximum is not None and value > maximum:
+        if (
+            info.field_name == "default_duration_seconds"
+            and maximum is not None
+            and value > maximum
+        ):
             raise ValueError(f"must not exceed max_duration_seconds ({maximum}), got {value}")
         return value
 
-    @field_validator("workers")
+    @field_validator(*_RANGES)
     @classmethod
-    def _check_workers(cls, value: int) -> int:
-        return _between(value, 1, 64)
-
-    @field_validator("resync_seconds")
-    @classmethod
-    def _check_resync(cls, value: int) -> int:
-        return _between(value, 10, 7 * _DAY)
-
-    @field_validator("watch_timeout_seconds")
-    @classmethod
-    def _check_watch_timeout(cls, value: int) -> int:
-        return _between(value, 1, 3600)
-
-    @field_validator("lease_duration_seconds")
-    @classmethod
-    def _check_lease_duration(cls, value: int) -> int:
-        return _between(value, 2, 3600)
+    def _check_range(cls, value: int, info: ValidationInfo) -> int:
+        low, high = _RANGES[str(info.field_name)]
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
 
     @field_validator("renew_deadline_seconds")
     @classmethod
     def _check_renew_deadline(cls, value: int, info: ValidationInfo) -> int:
         """client-go's rule: the holder must give up before others may take over."""
-        _between(value, 1, 3600)
         lease = info.data.get("lease_duration_seconds")
         if lease is not None and value >= lease:
             raise ValueError(f"must be less than lease_duration_seconds ({lease}), got {value}")
@@ -337,7 +340,6 @@ class Settings(BaseSettings):
     @classmethod
     def _check_retry_period(cls, value: int, info: ValidationInfo) -> int:
         """client-go's rule: renew_deadline > retry_period * 1.2 (its jitter factor)."""
-        _between(value, 1, 3600)
         deadline = info.data.get("renew_deadline_seconds")
         if deadline is not None and deadline <= value * 1.2:
             raise ValueError(
@@ -376,21 +378,6 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
         return value
 
-    @field_validator("trust_bundle_namespaces")
-    @classmethod
-    def _check_trust_bundle_namespaces(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for name in value:
-            if not is_dns1123_label(name):
-                raise ValueError(f"{name!r} is not a valid namespace name")
-        return value
-
-    @field_validator("trust_bundle_configmap_name")
-    @classmethod
-    def _check_configmap_name(cls, value: str) -> str:
-        if not is_dns1123_subdomain(value):
-            raise ValueError(f"must be a lowercase DNS subdomain, got {value!r}")
-        return value
-
     @field_validator("trust_bundle_configmap_key")
     @classmethod
     def _check_configmap_key(cls, value: str) -> str:
@@ -418,12 +405,6 @@ class Settings(BaseSettings):
         return _split_address(self.metrics_address)[1]
 
 
-def _between(value: int, low: int, high: int) -> int:
-    if not low <= value <= high:
-        raise ValueError(f"must be between {low} and {high}, got {value}")
-    return value
-
-
 def _split_address(value: str) -> tuple[str, int]:
     """``host:port`` / ``[v6]:port`` / ``:port`` -> (host, port); ValueError says what is wrong."""
     problem = f"must be host:port (e.g. 0.0.0.0:8080 or [::]:8080), got {value!r}"
@@ -444,97 +425,7 @@ def _split_address(value: str) -> tuple[str, int]:
     return host, port
 
 
-# -- sources: environment and command line --------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Flag:
-    flag: str
-    metavar: str | None
-    help: str
-
-
-_DURATION = "DURATION"
-_FLAGS: dict[str, _Flag] = {
-    "signer_names": _Flag("--signer-name", "NAME", "spec.signerName to serve (repeatable, or a,b)"),
-    "policy_dir": _Flag("--policies", "DIR", "policy directory (default: bundled policies)"),
-    "cluster_domain": _Flag("--cluster-domain", "DOMAIN", "the cluster's DNS domain"),
-    "ca_secret_namespace": _Flag("--ca-secret", None, ""),
-    "ca_secret_name": _Flag("--ca-secret", None, ""),
-    "max_duration_seconds": _Flag("--max-duration", _DURATION, "longest certificate lifetime"),
-    "default_duration_seconds": _Flag(
-        "--default-duration", _DURATION, "lifetime when the CSR sets no expirationSeconds"
-    ),
-    "workers": _Flag("--workers", "N", "CSRs reconciled in parallel (1-64)"),
-    "resync_seconds": _Flag("--resync-period", _DURATION, "relist interval"),
-    "watch_timeout_seconds": _Flag("--watch-timeout", _DURATION, "server-side watch timeout"),
-    "leader_elect": _Flag("--leader-elect", None, "take a Lease first, so one replica writes"),
-    "lease_name": _Flag("--leader-elect-lease-name", "NAME", "Lease name"),
-    "lease_namespace": _Flag("--leader-elect-lease-namespace", "NAMESPACE", "Lease namespace"),
-    "lease_duration_seconds": _Flag("--leader-elect-lease-duration", _DURATION, "Lease term"),
-    "renew_deadline_seconds": _Flag(
-        "--leader-elect-renew-deadline", _DURATION, "give up leadership if not renewed by then"
-    ),
-    "retry_period_seconds": _Flag("--leader-elect-retry-period", _DURATION, "Lease retry wait"),
-    "identity": _Flag("--identity", "ID", "Lease holder identity (default: hostname_random)"),
-    "metrics_address": _Flag("--metrics-address", "HOST:PORT", "/healthz /readyz /metrics"),
-    "log_format": _Flag("--log-format", "{json,text}", "log line format"),
-    "log_level": _Flag("--log-level", "LEVEL", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
-    "kubeconfig": _Flag("--kubeconfig", "PATH", "default: in-cluster, then ~/.kube/config"),
-    "otlp_endpoint": _Flag("--otlp-endpoint", "URL", "OTLP/HTTP endpoint for traces"),
-    "policy_reload_seconds": _Flag(
-        "--policy-reload-interval", _DURATION, "how often the policy directory is checked"
-    ),
-    "trust_bundle_namespaces": _Flag(
-        "--trust-bundle-namespace",
-        "NAMESPACE",
-        "namespace that gets the trust bundle ConfigMap for Knative (repeatable, or a,b)",
-    ),
-    "trust_bundle_configmap_name": _Flag(
-        "--trust-bundle-configmap", "NAME", "name of the trust bundle ConfigMaps"
-    ),
-    "trust_bundle_configmap_key": _Flag(
-        "--trust-bundle-key", "KEY", "ConfigMap data key holding the PEM bundle"
-    ),
-    "cluster_trust_bundles": _Flag(
-        "--cluster-trust-bundles", None, "publish a ClusterTrustBundle per signer name"
-    ),
-}
-"""Field -> its command-line flag. The argparse `dest` is the field name itself."""
-
-_CA_SECRET_DEST = "ca_secret"  # noqa: S105 - an argparse dest
-
-
-def env_var(field: str) -> str:
-    """The environment variable that sets `field`."""
-    return ENV_PREFIX + field.upper()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one flag per setting; every default is None so env and defaults still apply."""
-    group = parser.add_argument_group(
-        "controller settings",
-        f"Each flag overrides its {ENV_PREFIX}* environment variable, shown in brackets. "
-        "A DURATION is seconds or e.g. 90d, 12h, 30m.",
-    )
-    for field, spec in _FLAGS.items():
-        if spec.flag == "--ca-secret":
-            continue
-        kwargs: dict[str, Any] = {"dest": field, "help": f"{spec.help} [{env_var(field)}]"}
-        if field in ("leader_elect", "cluster_trust_bundles"):
-            kwargs.update(action=argparse.BooleanOptionalAction, default=None)
-        else:
-            kwargs["metavar"] = spec.metavar
-        if field in ("signer_names", "trust_bundle_namespaces"):
-            kwargs["action"] = "append"
-        group.add_argument(spec.flag, **kwargs)
-    group.add_argument(
-        "--ca-secret",
-        dest=_CA_SECRET_DEST,
-        metavar="NAMESPACE/NAME",
-        help="Secret holding the CA certificate and key "
-        f"[{env_var('ca_secret_namespace')}, {env_var('ca_secret_name')}]",
-    )
+# -- loading ------------------------------------------------------------------------
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -551,50 +442,37 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-def _from_args(args: argparse.Namespace) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        field: getattr(args, field)
-        for field in Settings.model_fields
-        if getattr(args, field, None) is not None
-    }
-    ca_secret = getattr(args, _CA_SECRET_DEST, None)
-    if ca_secret is not None:
-        namespace, slash, name = str(ca_secret).partition("/")
-        if not slash or not namespace or not name or "/" in name:
-            raise ConfigError(
-                f"invalid configuration: ca_secret (--ca-secret): "
-                f"must be NAMESPACE/NAME, got {ca_secret!r}"
-            )
-        values["ca_secret_namespace"] = namespace
-        values["ca_secret_name"] = name
-    return values
-
-
 def load_settings(
     args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
     """Defaults, overlaid by `env` (``os.environ`` when None), overlaid by `args`.
 
+    `args` is what a parser built with `signer.cli_flags.add_arguments` returned.
     Raises `ConfigError` with a one-line message naming every invalid field.
     """
     values = _from_env(os.environ if env is None else env)
     if args is not None:
-        values.update(_from_args(args))
+        try:
+            values.update(flag_values(args))
+        except ValueError as exc:
+            raise ConfigError(f"invalid configuration: {exc}") from None
     try:
         return Settings(**values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
 
 
+# -- error messages -----------------------------------------------------------------
+
 _PROBLEMS = {
     "int_parsing": "must be an integer",
     "int_from_float": "must be a whole number",
     "float_parsing": "must be a number",
     "bool_parsing": "must be true or false",
-    "literal_error": None,
     "path_type": "must be a path",
     "string_type": "must be a string",
 }
+"""pydantic's generic messages, reworded to match ours ("must ..., got ...")."""
 
 
 def _describe(exc: ValidationError) -> str:
@@ -611,92 +489,8 @@ def _describe(exc: ValidationError) -> str:
             message = f"{message.replace('Input should be', 'must be')}, got {error['input']!r}"
         elif error["type"] == "extra_forbidden":
             message = "is not a setting"
-        where = f"{env_var(field)} / {_FLAGS[field].flag}" if field in _FLAGS else None
-        problems.append(f"{field} ({where}): {message}" if where else f"{field}: {message}")
+        flag = flag_for(field)
+        problems.append(
+            f"{field} ({env_var(field)} / {flag}): {message}" if flag else f"{field}: {message}"
+        )
     return "invalid configuration: " + "; ".join(problems)
-
-
-# -- logging ----------------------------------------------------------------------
-
-_RECORD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
-)
-
-
-def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    """Fields passed as ``extra={...}``: whatever is not a standard LogRecord attribute."""
-    return {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRS}
-
-
-def _timestamp(record: logging.LogRecord) -> str:
-    return (
-        dt.datetime.fromtimestamp(record.created, tz=dt.UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, message, then the extras.
-
-    Extras that JSON cannot encode are written with `str()`, so a log call can
-    never fail; an exception's traceback goes into ``exc``.
-    """
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": _timestamp(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in _extras(record).items():
-            entry.setdefault(key, value)
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
-
-
-class TextFormatter(logging.Formatter):
-    """``ts LEVEL logger: message key=value ...`` for people reading a terminal."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = f"{_timestamp(record)} {record.levelname:<7} {record.name}: {record.getMessage()}"
-        extras = _extras(record)
-        if extras:
-            line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in extras.items())
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-def _text_value(value: object) -> str:
-    text = str(value)
-    return json.dumps(text) if not text or any(c.isspace() or c in '"=' for c in text) else text
-
-
-class _OurHandler(logging.StreamHandler[TextIO]):
-    """Marks the handler this module installed, so reconfiguring replaces it."""
-
-
-def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> None:
-    """Install one handler on the root logger with the configured format and level.
-
-    Calling it again replaces our handler instead of adding a second one;
-    handlers installed by others (pytest's capture, for one) are left alone.
-    aiohttp's per-request access log is quietened: /metrics is scraped every
-    few seconds and would drown everything else.
-    """
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if isinstance(h, _OurHandler)]:
-        root.removeHandler(handler)
-        with contextlib.suppress(Exception):
-            handler.close()
-    handler = _OurHandler(stream if stream is not None else sys.stderr)
-    formatter: type[logging.Formatter] = (
-        JsonFormatter if settings.log_format == "json" else TextFormatter
-    )
-    handler.setFormatter(formatter())
-    root.addHandler(handler)
-    root.setLevel(settings.log_level)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

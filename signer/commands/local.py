@@ -16,10 +16,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from signer.cli_flags import add_arguments
 from signer.commands import CliError
-from signer.config import ConfigError, add_arguments, configure_logging, load_settings
+from signer.config import ConfigError, load_settings
 from signer.local import binaries
 from signer.local.controlplane import ControlPlane, ControlPlaneError
+from signer.logs import configure_logging
 
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:

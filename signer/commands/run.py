@@ -6,8 +6,10 @@ import argparse
 import asyncio
 from typing import Any
 
+from signer.cli_flags import add_arguments
 from signer.commands import CliError
-from signer.config import ConfigError, add_arguments, configure_logging, load_settings
+from signer.config import ConfigError, load_settings
+from signer.logs import configure_logging
 
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_validator
 from pydantic.alias_generators import to_camel
 
+from signer.durations import parse_duration
 from signer.models import Usage
 from signer.policy.patterns import Pattern, PatternError, PatternKind
 
@@ -28,7 +29,6 @@ _POLICY_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SIGNER_NAME = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 MIN_LIFETIME = timedelta(minutes=10)
 """The apiserver rejects spec.expirationSeconds below 600; a shorter cap is a typo."""
 CA_USAGES = frozenset({Usage.CERT_SIGN, Usage.CRL_SIGN})
@@ -75,11 +75,20 @@ def _ip_range(value: Any) -> IPv4Network | IPv6Network:
 
 
 def _duration(value: Any) -> timedelta:
-    m = _DURATION.fullmatch(value) if isinstance(value, str) and value else None
-    if m is None:
+    """A lifetime in the shared grammar of `signer.durations`, checked for policy use.
+
+    A YAML number is seconds, as a bare number is in the grammar. What is
+    policy-specific stays here: the lifetime caps spec.expirationSeconds, a
+    whole number of seconds, so a fraction would be silently cut off (an
+    error instead), and below 10m the apiserver would refuse the CSR anyway.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a duration such as 24h, 90d or 1h30m")
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
-    lifetime = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    lifetime = parse_duration(value)
+    if lifetime % timedelta(seconds=1):
+        raise ValueError(f"{value!r} is not a whole number of seconds")
     if lifetime < MIN_LIFETIME:
         raise ValueError(f"{value!r} is shorter than the 10m minimum Kubernetes accepts")
     return lifetime

@@ -1,32 +1,20 @@
-"""Settings: env parsing, CLI precedence, one-line errors, and the log formats.
+"""Settings: env parsing, defaults, validation, and one-line errors.
 
-The environment is always passed as a dict: these tests never read or write
+Flags and their precedence over the environment are in test_cli_flags.py, the
+duration grammar in test_durations.py, log output in test_logs.py. The
+environment is always passed as a dict: these tests never read or write
 ``os.environ``.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import json
-import logging
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from signer.config import (
-    DEFAULT_SIGNER_NAMES,
-    ConfigError,
-    JsonFormatter,
-    Settings,
-    TextFormatter,
-    add_arguments,
-    configure_logging,
-    load_settings,
-)
+from signer.cli_flags import add_arguments
+from signer.config import DEFAULT_SIGNER_NAMES, ConfigError, Settings, load_settings
 
 DAY = 86_400
 
@@ -111,6 +99,18 @@ def test_settings_constructor_ignores_the_process_environment() -> None:
             id="durations-accept-plain-seconds",
         ),
         pytest.param(
+            {"CSR_SIGNER_DEFAULT_DURATION_SECONDS": "1.5h"},
+            "default_duration_seconds",
+            5400,
+            id="durations-accept-fractions-that-make-whole-seconds",
+        ),
+        pytest.param(
+            {"CSR_SIGNER_TRUST_BUNDLE_NAMESPACES": '["a", "b,c"]'},
+            "trust_bundle_namespaces",
+            ("a", "b", "c"),
+            id="every-list-setting-accepts-the-same-syntax",
+        ),
+        pytest.param(
             {"CSR_SIGNER_POLICY_RELOAD_SECONDS": "500ms"},
             "policy_reload_seconds",
             0.5,
@@ -165,66 +165,6 @@ def test_environment_sets_fields(env: dict[str, str], field: str, expected: obje
 def test_metrics_address_splits_into_host_and_port(address: str, host: str, port: int) -> None:
     settings = load_settings(env={"CSR_SIGNER_METRICS_ADDRESS": address})
     assert (settings.metrics_host, settings.metrics_port) == (host, port)
-
-
-@pytest.mark.parametrize(
-    ("argv", "env", "expected"),
-    [
-        pytest.param(
-            ["--workers", "16"], {"CSR_SIGNER_WORKERS": "2"}, {"workers": 16}, id="flag-beats-env"
-        ),
-        pytest.param(
-            [], {"CSR_SIGNER_WORKERS": "2"}, {"workers": 2}, id="env-applies-without-flag"
-        ),
-        pytest.param(
-            ["--signer-name", "example.com/a", "--signer-name", "example.com/b,example.com/c"],
-            {"CSR_SIGNER_SIGNER_NAMES": "example.com/z"},
-            {"signer_names": ("example.com/a", "example.com/b", "example.com/c")},
-            id="repeated-signer-name-flags-replace-env",
-        ),
-        pytest.param(
-            ["--no-leader-elect"],
-            {"CSR_SIGNER_LEADER_ELECT": "true"},
-            {"leader_elect": False},
-            id="no-leader-elect-beats-env",
-        ),
-        pytest.param(
-            ["--leader-elect"],
-            {"CSR_SIGNER_LEADER_ELECT": "false"},
-            {"leader_elect": True},
-            id="leader-elect-beats-env",
-        ),
-        pytest.param(
-            ["--ca-secret", "pki/root"],
-            {"CSR_SIGNER_CA_SECRET_NAME": "ignored"},
-            {"ca_secret_namespace": "pki", "ca_secret_name": "root"},
-            id="ca-secret-flag-sets-namespace-and-name",
-        ),
-        pytest.param(
-            ["--default-duration", "1d", "--max-duration", "7d"],
-            {},
-            {"default_duration_seconds": DAY, "max_duration_seconds": 7 * DAY},
-            id="duration-flags-accept-units",
-        ),
-        pytest.param(
-            ["--policies", "/p", "--kubeconfig", "/k", "--log-format", "json"],
-            {},
-            {"policy_dir": Path("/p"), "kubeconfig": Path("/k"), "log_format": "json"},
-            id="path-and-choice-flags",
-        ),
-        pytest.param(
-            ["--metrics-address", "127.0.0.1:0", "--identity", "me"],
-            {},
-            {"metrics_port": 0, "identity": "me"},
-            id="address-and-identity-flags",
-        ),
-    ],
-)
-def test_command_line_overrides_environment(
-    argv: list[str], env: dict[str, str], expected: dict[str, Any]
-) -> None:
-    settings = load_settings(parse(*argv), env=env)
-    assert {key: getattr(settings, key) for key in expected} == expected
 
 
 @pytest.mark.parametrize(
@@ -317,6 +257,26 @@ def test_command_line_overrides_environment(
             [],
             "must be seconds or a duration such as 90d, 12h, 30m, got 'ninety days'",
             id="duration-unparseable",
+        ),
+        pytest.param(
+            {"CSR_SIGNER_DEFAULT_DURATION_SECONDS": "30m1h"},
+            [],
+            "must be seconds or a duration such as 90d, 12h, 30m, got '30m1h'",
+            id="duration-units-largest-first",
+        ),
+        pytest.param(
+            {},
+            ["--resync-period", "1m0.5s"],
+            "resync_seconds (CSR_SIGNER_RESYNC_SECONDS / --resync-period): "
+            "must be a whole number of seconds, got '1m0.5s'",
+            id="duration-whole-seconds-with-units",
+        ),
+        pytest.param(
+            {"CSR_SIGNER_RETRY_PERIOD_SECONDS": "5000"},
+            [],
+            "retry_period_seconds (CSR_SIGNER_RETRY_PERIOD_SECONDS / "
+            "--leader-elect-retry-period): must be between 1 and 3600, got 5000",
+            id="range-is-checked-before-cross-field-rules",
         ),
         pytest.param(
             {"CSR_SIGNER_MAX_DURATION_SECONDS": "1000.5"},
@@ -458,89 +418,3 @@ def test_every_invalid_field_is_reported_on_the_same_line() -> None:
     assert "\n" not in text
     assert "workers (" in text
     assert "; log_format (" in text
-
-
-def test_every_setting_has_a_flag() -> None:
-    """A field without a flag would be settable only by environment: easy to miss."""
-    args = parse()
-    flagged = set(vars(args)) - {"ca_secret"} | {"ca_secret_namespace", "ca_secret_name"}
-    assert flagged == set(Settings.model_fields)
-    assert all(value is None for value in vars(args).values())
-
-
-# -- logging ------------------------------------------------------------------------
-
-
-def record(message: str, **extra: object) -> logging.LogRecord:
-    rec = logging.LogRecord("signer.reactor", logging.WARNING, __file__, 1, message, (), None)
-    for key, value in extra.items():
-        setattr(rec, key, value)
-    return rec
-
-
-@pytest.mark.parametrize(
-    ("extra", "expected"),
-    [
-        pytest.param({}, {}, id="no-extras"),
-        pytest.param(
-            {"csr": "csr-abc", "signer": "example.com/a"},
-            {"csr": "csr-abc", "signer": "example.com/a"},
-            id="extras-become-fields",
-        ),
-        pytest.param({"path": Path("/p")}, {"path": "/p"}, id="unencodable-extras-use-str"),
-        pytest.param({"level": "spoofed"}, {}, id="extras-cannot-override-core-fields"),
-    ],
-)
-def test_json_log_line_is_one_object(extra: dict[str, object], expected: dict[str, Any]) -> None:
-    line = JsonFormatter().format(record("approved %s", **extra))
-    assert "\n" not in line
-    entry = json.loads(line)
-    assert entry.pop("ts").endswith("Z")
-    assert entry == {
-        "level": "WARNING",
-        "logger": "signer.reactor",
-        "message": "approved %s",
-        **expected,
-    }
-
-
-def test_json_log_line_carries_the_traceback() -> None:
-    try:
-        raise RuntimeError("boom")
-    except RuntimeError:
-        rec = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
-    entry = json.loads(JsonFormatter().format(rec))
-    assert "RuntimeError: boom" in entry["exc"]
-
-
-def test_text_log_line_appends_extras_as_key_values() -> None:
-    line = TextFormatter().format(record("issued", csr="csr-abc", note="two words"))
-    assert line.endswith('WARNING signer.reactor: issued csr=csr-abc note="two words"')
-
-
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    """The root logger, restored afterwards (configure_logging changes process state)."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield root
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-
-
-def test_configure_logging_installs_one_handler_with_the_chosen_format(
-    root_logger: logging.Logger,
-) -> None:
-    first, second = io.StringIO(), io.StringIO()
-    configure_logging(load_settings(env={"CSR_SIGNER_LOG_FORMAT": "text"}), stream=first)
-    configure_logging(
-        load_settings(env={"CSR_SIGNER_LOG_FORMAT": "json", "CSR_SIGNER_LOG_LEVEL": "DEBUG"}),
-        stream=second,
-    )
-    logging.getLogger("signer.test").debug("hello", extra={"csr": "csr-1"})
-    assert first.getvalue() == ""
-    entry = json.loads(second.getvalue())
-    assert (entry["message"], entry["csr"], entry["level"]) == ("hello", "csr-1", "DEBUG")
-    assert root_logger.level == logging.DEBUG

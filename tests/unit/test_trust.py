@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from signer.config import ConfigError, add_arguments, load_settings
+from signer.cli_flags import add_arguments
+from signer.config import ConfigError, load_settings
 from signer.pki.ca import load_ca_from_secret_data
 from signer.trust import (
     CLUSTER_TRUST_BUNDLE,

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from signer.kube.csrs import as_body
+from signer.kube.client import as_body
 from signer.local.controlplane import ControlPlane
 from signer.local.identities import api_client, serviceaccount_credentials
 from signer.pki.ca import ca_secret_manifest, generate_root

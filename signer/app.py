@@ -46,6 +46,8 @@ from signer.web import Readiness, start_web
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 20.0
+CA_VALIDITY_CHECK_SECONDS = 30.0
+"""How often a loaded CA's validity window is re-checked (readiness, signing)."""
 
 
 def utcnow() -> dt.datetime:
@@ -65,24 +67,35 @@ class Sources:
     ) -> None:
         self.settings = settings
         self.policies: PolicySet | None = None
-        self.ca: CaBundle | None = None
+        self._secrets = settings.ca_secrets
+        self.cas: dict[str, CaBundle | None] = dict.fromkeys(settings.signer_names)
+        """Each signer's own CA (None: not loaded, invalid, or outside its validity)."""
+        self._loaded: dict[tuple[str, str], CaBundle | None] = {}
         self._telemetry = telemetry
         self._readiness = readiness
         self._on_change = on_change
         self._clock = clock
         self._policy_fingerprint: str | None = None
-        self._ca_version: str | None = None
+        self._ca_versions: dict[tuple[str, str], str | None] = {}
         self.limits = SigningLimits(
             max_duration=dt.timedelta(seconds=settings.max_duration_seconds),
             default_duration=dt.timedelta(seconds=settings.default_duration_seconds),
         )
-        readiness.set("ca", ok=False, detail="CA Secret not loaded yet")
+        for signer, (namespace, name) in self._secrets.items():
+            readiness.set(
+                _ca_check(signer), ok=False, detail=f"secret {namespace}/{name} not loaded"
+            )
         readiness.set("policies", ok=False, detail="not loaded yet")
+
+    @property
+    def secrets(self) -> frozenset[tuple[str, str]]:
+        """The distinct CA Secrets to watch (namespace, name)."""
+        return frozenset(self._secrets.values())
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
             policies=self.policies,
-            ca=self.ca,
+            cas=dict(self.cas),
             limits=self.limits,
             cluster_domain=self.settings.cluster_domain,
         )
@@ -125,49 +138,99 @@ class Sources:
 
     # -- CA ----------------------------------------------------------------------------
 
-    def _secret_changed(self, secret: dict[str, Any] | None) -> None:
-        where = f"{self.settings.ca_secret_namespace}/{self.settings.ca_secret_name}"
+    def _secret_changed(self, secret_ref: tuple[str, str], secret: dict[str, Any] | None) -> None:
+        """A CA Secret was added, changed or deleted: reload it for every signer it serves."""
+        where = "/".join(secret_ref)
         if secret is None:
-            self.ca, self._ca_version = None, None
-            self._readiness.set("ca", ok=False, detail=f"secret {where} not found")
-            log.error("CA Secret %s not found; signing paused", where)
+            self._ca_versions[secret_ref] = None
+            self._set_loaded(secret_ref, None, f"secret {where} not found")
+            log.error(
+                "CA Secret %s not found; signing paused for %s", where, self._users(secret_ref)
+            )
             return
         version = str((secret.get("metadata") or {}).get("resourceVersion"))
-        if version == self._ca_version:
+        if version == self._ca_versions.get(secret_ref):
             return
-        self._ca_version = version
+        self._ca_versions[secret_ref] = version
         try:
             data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
             ca = load_ca_from_secret_data(data, now=self._clock())
         except Exception as exc:  # any malformed material: stop signing, never crash
             if not isinstance(exc, CaError | ValueError):
                 exc = CaError(f"cannot load: {type(exc).__name__}: {exc}")
-            self.ca = None
-            self._readiness.set("ca", ok=False, detail=f"secret {where}: {exc}")
+            self._set_loaded(secret_ref, None, f"secret {where}: {exc}")
             log.error("CA Secret %s is invalid; signing paused: %s", where, exc)
             return
-        self.ca = ca
-        self._telemetry.set_ca_not_after(ca.not_after.timestamp())
-        self._readiness.set("ca", ok=True, detail="")
-        log.info("loaded CA %s from secret %s", ca.identity, where)
-        self._on_change()
+        self._set_loaded(secret_ref, ca, "")
+        log.info("loaded CA %s from secret %s for %s", ca.identity, where, self._users(secret_ref))
 
-    async def watch_ca(self, api: client.ApiClient) -> None:
+    def _users(self, secret_ref: tuple[str, str]) -> list[str]:
+        return sorted(s for s, ref in self._secrets.items() if ref == secret_ref)
+
+    def _set_loaded(self, secret_ref: tuple[str, str], ca: CaBundle | None, problem: str) -> None:
+        self._loaded[secret_ref] = ca
+        for signer in self._users(secret_ref):
+            if ca is None:
+                self._readiness.set(_ca_check(signer), ok=False, detail=problem)
+            else:
+                self._telemetry.set_ca_not_after(signer, ca.not_after.timestamp())
+        self.check_ca_validity()
+
+    def check_ca_validity(self) -> None:
+        """Serve each signer's loaded CA only within its validity; readiness says which not.
+
+        Runs on every load and on a timer (`watch_ca_validity`): a CA that expires while
+        loaded must turn readiness red when it happens, not at the next Secret change.
+        """
+        now = self._clock()
+        changed = False
+        for signer, ref in self._secrets.items():
+            ca = self._loaded.get(ref)
+            if ca is None:
+                usable = None
+            elif now >= ca.not_after:
+                usable = None
+                detail = f"CA {ca.identity} expired at {ca.not_after.isoformat()}"
+                self._readiness.set(_ca_check(signer), ok=False, detail=detail)
+            elif now < ca.not_before:
+                usable = None
+                detail = f"CA {ca.identity} is not valid before {ca.not_before.isoformat()}"
+                self._readiness.set(_ca_check(signer), ok=False, detail=detail)
+            else:
+                usable = ca
+                self._readiness.set(_ca_check(signer), ok=True, detail="")
+            if self.cas.get(signer) is not usable:
+                self.cas[signer] = usable
+                changed = True
+        if changed:
+            self._on_change()
+
+    async def watch_ca_validity(self) -> None:
+        while True:
+            await asyncio.sleep(CA_VALIDITY_CHECK_SECONDS)
+            self.check_ca_validity()
+
+    async def watch_ca(self, api: client.ApiClient, secret_ref: tuple[str, str]) -> None:
         core = client.CoreV1Api(api)
-        name = self.settings.ca_secret_name
+        namespace, name = secret_ref
 
         def on_list(items: list[dict[str, Any]]) -> None:
-            self._secret_changed(items[0] if items else None)
+            self._secret_changed(secret_ref, items[0] if items else None)
 
         def on_event(kind: str, obj: dict[str, Any]) -> None:
-            self._secret_changed(None if kind == "DELETED" else obj)
+            self._secret_changed(secret_ref, None if kind == "DELETED" else obj)
 
         await list_and_watch(
-            functools.partial(core.list_namespaced_secret, self.settings.ca_secret_namespace),
+            functools.partial(core.list_namespaced_secret, namespace),
             Handlers(on_list=on_list, on_event=on_event),
             timeout_seconds=self.settings.watch_timeout_seconds,
             field_selector=f"metadata.name={name}",
         )
+
+
+def _ca_check(signer: str) -> str:
+    """The readiness check of one signer's CA."""
+    return f"ca {signer}"
 
 
 class Controller:
@@ -209,9 +272,10 @@ class Controller:
             configmap_key=settings.trust_bundle_configmap_key,
             instance=settings.lease_namespace,
             cluster_trust_bundles=settings.cluster_trust_bundles,
+            configmap_signer=settings.configmap_signer,
         )
         self.trust = TrustPublisher(
-            api, targets=targets, ca=lambda: sources.ca, resync_seconds=settings.resync_seconds
+            api, targets=targets, cas=lambda: sources.cas, resync_seconds=settings.resync_seconds
         )
 
     async def _traced(self, name: str) -> None:
@@ -329,6 +393,16 @@ async def run_app(settings: Settings, *, stop: asyncio.Event | None = None) -> i
         controller.trust.poke()
 
     sources = Sources(settings, telemetry, readiness, on_sources_change)
+    for (namespace, name), signers in settings.signers_sharing_a_ca.items():
+        log.warning(
+            "CA Secret %s/%s signs for %d signer names (%s): whoever may approve for one of "
+            "them can obtain names that consumers of the others' trust bundles accept; give "
+            "each its own CA with --signer-ca SIGNER=NAMESPACE/NAME",
+            namespace,
+            name,
+            len(signers),
+            ", ".join(signers),
+        )
     controller = Controller(
         settings=settings,
         api=api,
@@ -346,7 +420,11 @@ async def run_app(settings: Settings, *, stop: asyncio.Event | None = None) -> i
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, controller.stopping.set)
     side = [
-        asyncio.create_task(sources.watch_ca(api), name="ca-watch"),
+        *(
+            asyncio.create_task(sources.watch_ca(api, ref), name=f"ca-watch {'/'.join(ref)}")
+            for ref in sorted(sources.secrets)
+        ),
+        asyncio.create_task(sources.watch_ca_validity(), name="ca-validity"),
         asyncio.create_task(sources.poll_policies(), name="policy-poll"),
     ]
     status = 0

@@ -81,10 +81,27 @@ _FLAGS: dict[str, _Flag] = {
     "cluster_trust_bundles": _Flag(
         "--cluster-trust-bundles", None, "publish a ClusterTrustBundle per signer name", "switch"
     ),
+    "signer_cas": _Flag(
+        "--signer-ca",
+        "SIGNER=NAMESPACE/NAME",
+        "the CA Secret of one signer name (repeatable, or a,b); signers without one use "
+        "--ca-secret",
+        "list",
+    ),
+    "trust_bundle_signer": _Flag(
+        "--trust-bundle-signer",
+        "SIGNER",
+        "whose CA the Knative trust bundle ConfigMaps carry (default: the only signer, "
+        "else csr-signer.dev/knative-internal)",
+    ),
 }
 """Field -> its own flag; the argparse `dest` is the field name itself."""
 
-_CA_SECRET = _Flag("--ca-secret", "NAMESPACE/NAME", "Secret holding the CA certificate and key")
+_CA_SECRET = _Flag(
+    "--ca-secret",
+    "NAMESPACE/NAME",
+    "Secret holding the CA certificate and key, for every signer without --signer-ca",
+)
 _CA_SECRET_DEST = "ca_secret"  # noqa: S105 - an argparse dest
 _CA_SECRET_FIELDS = ("ca_secret_namespace", "ca_secret_name")
 """The one flag that sets two fields: a Secret is named by namespace and name together."""

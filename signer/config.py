@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from signer.cli_flags import ENV_PREFIX, env_var, flag_for, flag_values
@@ -48,6 +48,8 @@ from signer.durations import parse_duration
 from signer.models import is_dns1123_label, is_dns1123_subdomain
 
 DEFAULT_SIGNER_NAMES = ("csr-signer.dev/cluster-local", "csr-signer.dev/knative-internal")
+KNATIVE_SIGNER = "csr-signer.dev/knative-internal"
+"""Whose CA the Knative trust-bundle ConfigMaps carry, unless configured otherwise."""
 MIN_DURATION_SECONDS = 600
 """The apiserver rejects spec.expirationSeconds below 10 minutes; so do we."""
 _DAY = 86_400
@@ -218,6 +220,13 @@ class Settings(BaseSettings):
     """The ConfigMap data key holding the PEM bundle."""
     cluster_trust_bundles: bool = True
     """Publish a ClusterTrustBundle (certificates.k8s.io/v1beta1) per signer name."""
+    signer_cas: tuple[str, ...] = ()
+    """``SIGNER=NAMESPACE/NAME``: the CA Secret of one signer name. A signer without an
+    entry signs with the ``ca_secret_*`` Secret. One CA per signer keeps the trust apart:
+    whoever may approve for one signer cannot mint names another signer's consumers trust."""
+    trust_bundle_signer: str | None = None
+    """The signer whose CA goes into the Knative trust-bundle ConfigMaps (they carry one
+    signer's trust only). None: the only signer, else `KNATIVE_SIGNER` if served."""
 
     @classmethod
     def settings_customise_sources(
@@ -233,7 +242,7 @@ class Settings(BaseSettings):
 
     # -- parsing ---------------------------------------------------------------
 
-    @field_validator("signer_names", "trust_bundle_namespaces", mode="before")
+    @field_validator("signer_names", "trust_bundle_namespaces", "signer_cas", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _split_list(value)
@@ -386,6 +395,30 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a ConfigMap key ([-._a-zA-Z0-9]+), got {value!r}")
         return value
 
+    @field_validator("signer_cas")
+    @classmethod
+    def _check_signer_cas(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        served = info.data.get("signer_names") or ()
+        seen: set[str] = set()
+        for entry in value:
+            signer, _, namespace, name = _signer_ca(entry)
+            if signer not in served:
+                raise ValueError(f"{entry!r}: {signer!r} is not one of the signer names served")
+            if signer in seen:
+                raise ValueError(f"{entry!r}: a second CA for {signer!r}")
+            seen.add(signer)
+            if not is_dns1123_label(namespace) or not is_dns1123_subdomain(name):
+                raise ValueError(f"{entry!r}: must be SIGNER=NAMESPACE/NAME")
+        return value
+
+    @field_validator("trust_bundle_signer")
+    @classmethod
+    def _check_trust_bundle_signer(cls, value: str | None, info: ValidationInfo) -> str | None:
+        served = info.data.get("signer_names") or ()
+        if value is not None and value not in served:
+            raise ValueError(f"{value!r} is not one of the signer names served")
+        return value
+
     @field_validator("policy_reload_seconds")
     @classmethod
     def _check_policy_reload(cls, value: float) -> float:
@@ -393,7 +426,40 @@ class Settings(BaseSettings):
             raise ValueError(f"must be between 0.1 and 3600 seconds, got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _check_configmap_signer(self) -> Settings:
+        if self.trust_bundle_namespaces and self.configmap_signer is None:
+            raise ValueError(
+                "trust_bundle_signer: trust bundle ConfigMaps carry one signer's CA; name it "
+                f"with {flag_for('trust_bundle_signer')} (one of {', '.join(self.signer_names)})"
+            )
+        return self
+
     # -- derived ---------------------------------------------------------------
+
+    @property
+    def ca_secrets(self) -> dict[str, tuple[str, str]]:
+        """Every served signer name -> the (namespace, name) of the CA Secret it signs with."""
+        own = {signer: (ns, name) for signer, _, ns, name in map(_signer_ca, self.signer_cas)}
+        default = (self.ca_secret_namespace, self.ca_secret_name)
+        return {signer: own.get(signer, default) for signer in self.signer_names}
+
+    @property
+    def signers_sharing_a_ca(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """CA Secrets that serve more than one signer name (worth a startup warning)."""
+        by_secret: dict[tuple[str, str], list[str]] = {}
+        for signer, secret in self.ca_secrets.items():
+            by_secret.setdefault(secret, []).append(signer)
+        return {k: tuple(v) for k, v in by_secret.items() if len(v) > 1}
+
+    @property
+    def configmap_signer(self) -> str | None:
+        """Whose CA the Knative trust-bundle ConfigMaps carry; None when none is clear."""
+        if self.trust_bundle_signer is not None:
+            return self.trust_bundle_signer
+        if len(self.signer_names) == 1:
+            return self.signer_names[0]
+        return KNATIVE_SIGNER if KNATIVE_SIGNER in self.signer_names else None
 
     @property
     def metrics_host(self) -> str:
@@ -403,6 +469,15 @@ class Settings(BaseSettings):
     @property
     def metrics_port(self) -> int:
         return _split_address(self.metrics_address)[1]
+
+
+def _signer_ca(entry: str) -> tuple[str, str, str, str]:
+    """``SIGNER=NAMESPACE/NAME`` -> (signer, "=", namespace, name); ValueError if malformed."""
+    signer, eq, secret = entry.partition("=")
+    namespace, slash, name = secret.partition("/")
+    if not (eq and slash and signer and namespace and name) or "/" in name:
+        raise ValueError(f"{entry!r}: must be SIGNER=NAMESPACE/NAME")
+    return signer, eq, namespace, name
 
 
 def _split_address(value: str) -> tuple[str, int]:

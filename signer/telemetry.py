@@ -196,7 +196,7 @@ class Telemetry:
         self._ca_not_after = meter.create_gauge(
             "csr_signer_ca_not_after_timestamp_seconds",
             unit="s",
-            description="NotAfter of the serving CA certificate (Unix time).",
+            description="NotAfter of each signer's CA certificate (Unix time).",
         )
         self._policy_reloads = meter.create_counter(
             "csr_signer_policy_reloads", description="Policy (re)loads, by result."
@@ -317,8 +317,9 @@ class Telemetry:
             1, {"kind": _bounded(kind, API_ERROR_KINDS), "verb": _bounded(verb, API_VERBS)}
         )
 
-    def set_ca_not_after(self, unix_seconds: float) -> None:
-        self._ca_not_after.set(unix_seconds)
+    def set_ca_not_after(self, signer: str, unix_seconds: float) -> None:
+        """NotAfter of the CA that signs for `signer` (each signer has its own gauge)."""
+        self._ca_not_after.set(unix_seconds, {"signer": self._signer(signer)})
 
     def policy_reload(self, ok: bool) -> None:
         """Count one policy load attempt and publish whether policies are now valid."""

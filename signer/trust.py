@@ -12,7 +12,11 @@ downtime (see docs/rotation.md), so it is published to two places:
   ``clusterTrustBundle`` volume source (signerName + labelSelector).
 * one ConfigMap per configured namespace, labeled
   ``networking.knative.dev/trust-bundle: "true"``: what Knative's system
-  components read their extra trust from.
+  components read their extra trust from. It carries one signer's CA
+  (``TrustTargets.configmap_signer``), because Knative trusts it for everything.
+
+Each signer name has its own CA (``--signer-ca``), and each object carries only
+that signer's bundle: trust never crosses from one signer to another.
 
 Ownership is by label, because stale objects must be found again after a
 restart: everything carries ``app.kubernetes.io/managed-by: csr-signer``
@@ -94,10 +98,18 @@ class TrustTargets:
     instance: str
     """Value of the instance label: scopes garbage collection to this installation."""
     cluster_trust_bundles: bool = True
+    configmap_signer: str | None = None
+    """Whose CA the ConfigMaps carry: a Knative trust-bundle ConfigMap is trusted for
+    everything, so it holds one signer's CA, never a mix. Required with namespaces."""
 
     def __post_init__(self) -> None:
         if not _LABEL_VALUE.fullmatch(self.instance):
             raise ValueError(f"instance must be a valid label value, got {self.instance!r}")
+        if self.namespaces and self.configmap_signer not in self.signer_names:
+            raise ValueError(
+                f"configmap_signer must be one of {self.signer_names}, "
+                f"got {self.configmap_signer!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +158,16 @@ def check_bundle(bundle_pem: bytes) -> str:
     return bundle_pem.decode("ascii")
 
 
-def desired_objects(bundle_pem: bytes, targets: TrustTargets) -> dict[ObjectKey, JsonObject]:
-    """Every object that should exist, with its full body."""
-    pem = check_bundle(bundle_pem)
+def desired_objects(
+    bundles: Mapping[str, bytes], targets: TrustTargets
+) -> dict[ObjectKey, JsonObject]:
+    """Every object that should exist, with its full body.
+
+    `bundles` maps each signer name to its own CA's trust bundle: a signer's
+    ClusterTrustBundle carries only that, so a certificate from one signer never
+    verifies against another signer's bundle. KeyError if a signer has none.
+    """
+    pems = {signer: check_bundle(bundles[signer]) for signer in targets.signer_names}
     labels = owner_labels(targets.instance)
     objects: dict[ObjectKey, JsonObject] = {}
     configmaps = sorted(
@@ -164,7 +183,7 @@ def desired_objects(bundle_pem: bytes, targets: TrustTargets) -> dict[ObjectKey,
                 "namespace": key.namespace,
                 "labels": {**labels, KNATIVE_TRUST_LABEL: "true"},
             },
-            "data": {targets.configmap_key: pem},
+            "data": {targets.configmap_key: pems[str(targets.configmap_signer)]},
         }
     if targets.cluster_trust_bundles:
         record = ",".join(f"{k.namespace}/{k.name}" for k in configmaps)
@@ -178,7 +197,7 @@ def desired_objects(bundle_pem: bytes, targets: TrustTargets) -> dict[ObjectKey,
                     "labels": dict(labels),
                     "annotations": {CONFIGMAPS_ANNOTATION: record},
                 },
-                "spec": {"signerName": signer, "trustBundle": pem},
+                "spec": {"signerName": signer, "trustBundle": pems[signer]},
             }
     return objects
 

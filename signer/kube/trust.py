@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -64,20 +64,20 @@ class SyncResult:
 
 
 class TrustPublisher:
-    """Keeps the published trust bundles equal to the CA's `trust_bundle_pem()`."""
+    """Keeps each signer's published trust bundles equal to its CA's `trust_bundle_pem()`."""
 
     def __init__(
         self,
         api: client.ApiClient,
         *,
         targets: TrustTargets,
-        ca: Callable[[], CaBundle | None] = lambda: None,
+        cas: Callable[[], Mapping[str, CaBundle | None]] = dict,
         resync_seconds: float = 300.0,
     ) -> None:
         self.targets = targets
         self._ctbs = client.CertificatesV1beta1Api(api)
         self._core = client.CoreV1Api(api)
-        self._ca = ca
+        self._cas = cas
         self._resync = resync_seconds
         self._poked = asyncio.Event()
         self._warned_unserved = False
@@ -92,13 +92,16 @@ class TrustPublisher:
         while True:
             self._poked.clear()  # before reading the CA: a poke during sync is not lost
             delay = self._resync
-            ca = self._ca()
-            if ca is None:
-                log.debug("no valid CA loaded; published trust bundles are left as they are")
+            cas = self._cas()
+            missing = sorted(s for s in self.targets.signer_names if cas.get(s) is None)
+            if missing:
+                # Publishing only some signers' bundles could delete the others'.
+                log.debug("no valid CA for %s; trust bundles are left as they are", missing)
             else:
+                bundles = {s: ca.trust_bundle_pem() for s, ca in cas.items() if ca is not None}
                 try:
-                    result: SyncResult | None = await self.sync(ca.trust_bundle_pem())
-                except (ApiError, ValueError) as exc:
+                    result: SyncResult | None = await self.sync(bundles)
+                except (ApiError, ValueError, KeyError) as exc:
                     log.error("trust bundle sync failed: %s", exc)
                     result = None
                 if result is None or result.failed:
@@ -108,8 +111,8 @@ class TrustPublisher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poked.wait(), timeout=delay)
 
-    async def sync(self, bundle_pem: bytes) -> SyncResult:
-        """Publish `bundle_pem` everywhere it belongs; delete our stale objects.
+    async def sync(self, bundles: Mapping[str, bytes]) -> SyncResult:
+        """Publish each signer's bundle everywhere it belongs; delete our stale objects.
 
         Raises `ApiError` when observing fails (nothing was written then) and
         `ValueError` for a bundle that must not be published. Failed writes
@@ -127,7 +130,7 @@ class TrustPublisher:
                 for item in listed:
                     observed[ObjectKey(CLUSTER_TRUST_BUNDLE, "", item["metadata"]["name"])] = item
                 recorded = recorded_configmaps(listed, targets.instance)
-        desired = desired_objects(bundle_pem, targets)
+        desired = desired_objects(bundles, targets)
         for key in sorted((desired.keys() | recorded) - observed.keys()):
             try:
                 obj = await self._read(key)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,7 +69,8 @@ class Snapshot:
     """Configuration in force for one reconcile (policies and CA hot-reload)."""
 
     policies: PolicySet | None
-    ca: CaBundle | None
+    cas: Mapping[str, CaBundle | None]
+    """Each signer name's own CA, usable now (None: missing, invalid or out of validity)."""
     limits: SigningLimits
     cluster_domain: str
 
@@ -220,11 +221,12 @@ class Reconciler:
         view: CsrView | CsrParseError,
     ) -> bool:
         signer = state.request.signer_name
-        if snapshot.ca is None:
+        ca = snapshot.cas.get(signer)
+        if ca is None:
             # No valid CA: readiness says so; counted per attempt, retried with backoff.
             self._metrics.signing_failed(signer, CA_UNAVAILABLE)
             return True
-        outcome = self._issue(state, snapshot, policy_name, view)
+        outcome = self._issue(state, snapshot, ca, policy_name, view)
         if isinstance(outcome, Refusal):
             if outcome.reason in CA_REFUSALS:
                 self._metrics.signing_failed(signer, outcome.reason)
@@ -258,17 +260,17 @@ class Reconciler:
         self,
         state: CsrState,
         snapshot: Snapshot,
+        ca: CaBundle,
         policy_name: str | None,
         view: CsrView | CsrParseError,
     ) -> Issued | Refusal:
-        assert snapshot.ca is not None
         if state.problem is not None:
             return Refusal("InvalidRequest", state.problem)
         if isinstance(view, CsrParseError):
             return Refusal("InvalidRequest", str(view))
         return issue(
             view,
-            snapshot.ca,
+            ca,
             usages=state.request.usages,
             now=self._clock(),
             requested_seconds=state.request.expiration_seconds,

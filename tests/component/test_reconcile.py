@@ -42,7 +42,10 @@ class Harness:
         self.queue = WorkQueue(base_delay=10.0)  # retries must not fire during a test
         self.metrics = RecordingMetrics()
         self.snapshot = Snapshot(
-            policies=policies, ca=ca, limits=LIMITS, cluster_domain="cluster.local"
+            policies=policies,
+            cas=dict.fromkeys(SIGNERS, ca),
+            limits=LIMITS,
+            cluster_domain="cluster.local",
         )
         self.reconciler = Reconciler(
             signer_names=SIGNERS,
@@ -74,7 +77,9 @@ async def test_conforming_csr_is_approved_then_issued_in_one_pass(h: Harness) ->
     assert h.conditions("ok") == ["Approved"]
     assert [w[0] for w in h.api.writes] == ["approve", "sign"]
     chain = x509.load_pem_x509_certificates(base64.b64decode(obj["status"]["certificate"]))
-    assert chain[0].issuer == h.snapshot.ca.certificate.subject  # type: ignore[union-attr]
+    ca = h.snapshot.cas["csr-signer.dev/cluster-local"]
+    assert ca is not None
+    assert chain[0].issuer == ca.certificate.subject
     assert [e[1] for e in h.api.events] == ["Approved", "Issued"]
     assert ("issued",) in h.metrics.calls
 
@@ -150,7 +155,7 @@ async def test_conflict_rereads_and_decides_on_the_fresh_copy(h: Harness) -> Non
     h.api.mutate("race", "Denied")  # a human denies after we cached the object
     h.snapshot = Snapshot(
         policies=h.snapshot.policies,
-        ca=h.snapshot.ca,
+        cas=h.snapshot.cas,
         limits=LIMITS,
         cluster_domain="cluster.local",
     )
@@ -249,3 +254,55 @@ async def test_ca_refusals_are_counted_not_failed(
     assert "certificate" not in obj["status"]
     assert ("signing_failed", reason) in h.metrics.calls
     assert h.queue.depth == 1, "scheduled for a retry"
+
+
+async def test_each_signer_signs_with_its_own_ca(policies: PolicySet, ca: CaBundle) -> None:
+    other_cert, other_key = generate_root(
+        "other root", "ecdsa-p256", 365, NOW - dt.timedelta(days=1)
+    )
+    other = load_ca(other_cert, other_key, now=NOW)
+    h = Harness(policies, ca)
+    h.snapshot = Snapshot(
+        policies=policies,
+        cas={"csr-signer.dev/cluster-local": ca, "csr-signer.dev/knative-internal": other},
+        limits=LIMITS,
+        cluster_domain="cluster.local",
+    )
+    local = await h.run(make_raw("local", username="alice", conditions=("Approved",)))
+    knative = await h.run(
+        make_raw(
+            "kn",
+            signer="csr-signer.dev/knative-internal",
+            username="alice",
+            conditions=("Approved",),
+        )
+    )
+    issuers = [
+        x509.load_pem_x509_certificates(base64.b64decode(o["status"]["certificate"]))[0].issuer
+        for o in (local, knative)
+    ]
+    assert issuers == [ca.certificate.subject, other.certificate.subject]
+
+
+async def test_a_signer_without_its_ca_waits_while_others_sign(
+    policies: PolicySet, ca: CaBundle
+) -> None:
+    h = Harness(policies, ca)
+    h.snapshot = Snapshot(
+        policies=policies,
+        cas={"csr-signer.dev/cluster-local": ca, "csr-signer.dev/knative-internal": None},
+        limits=LIMITS,
+        cluster_domain="cluster.local",
+    )
+    kn = await h.run(
+        make_raw(
+            "kn",
+            signer="csr-signer.dev/knative-internal",
+            username="alice",
+            conditions=("Approved",),
+        )
+    )
+    assert "certificate" not in kn["status"]
+    assert ("signing_failed", "CAUnavailable") in h.metrics.calls
+    local = await h.run(make_raw("local", username="alice", conditions=("Approved",)))
+    assert local["status"].get("certificate")

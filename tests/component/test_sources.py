@@ -75,18 +75,75 @@ def test_invalid_edit_is_rejected_and_previous_policies_stay_in_force(policy_dir
 def test_a_broken_ca_secret_pauses_signing_and_says_why(policy_dir: Path) -> None:
     sources, telemetry, readiness, _changes = make_sources(policy_dir)
     cert, key = generate_root("ok", "ecdsa-p256", 30, dt.datetime.now(dt.UTC))
-    sources._secret_changed(secret("1", ca_secret_manifest("ca", "ns", cert, key)["data"]))
-    assert sources.ca is not None
-    sources._secret_changed(secret("2", {"tls.crt": "bm90IGEgY2VydA==", "tls.key": "eA=="}))
-    assert sources.ca is None, "never keep signing with material the Secret no longer holds"
-    ca = check(readiness, "ca")
+    sources._secret_changed(DEFAULT_CA, secret("1", ca_secret_manifest("ca", "ns", cert, key)))
+    assert sources.cas[LOCAL] is not None
+    sources._secret_changed(DEFAULT_CA, secret("2", BROKEN))
+    assert sources.cas[LOCAL] is None, "never keep signing with material the Secret no longer holds"
+    ca = check(readiness, f"ca {LOCAL}")
     assert not ca.ok
     assert "secret csr-signer/csr-signer-ca" in ca.detail
     telemetry.shutdown()
 
 
-def secret(version: str, data: dict[str, str]) -> dict[str, object]:
-    return {"metadata": {"resourceVersion": version}, "data": data}
+def test_each_signer_loads_its_own_ca_and_a_broken_one_pauses_only_its_signer(
+    policy_dir: Path,
+) -> None:
+    settings = Settings(policy_dir=policy_dir, signer_cas=(f"{KNATIVE}=knative-serving/kn-ca",))
+    readiness, telemetry = Readiness(), Telemetry.create(signer_names=[LOCAL, KNATIVE])
+    sources = Sources(settings, telemetry, readiness, lambda: None)
+    assert sources.secrets == {DEFAULT_CA, ("knative-serving", "kn-ca")}
+    now = dt.datetime.now(dt.UTC)
+    local, kn = (generate_root(cn, "ecdsa-p256", 30, now) for cn in ("local CA", "kn CA"))
+    sources._secret_changed(DEFAULT_CA, secret("1", ca_secret_manifest("a", "ns", *local)))
+    sources._secret_changed(
+        ("knative-serving", "kn-ca"), secret("1", ca_secret_manifest("b", "ns", *kn))
+    )
+    assert sources.cas[LOCAL] is not None and sources.cas[KNATIVE] is not None
+    assert sources.cas[LOCAL].identity != sources.cas[KNATIVE].identity
+    sources._secret_changed(("knative-serving", "kn-ca"), None)
+    assert sources.cas[KNATIVE] is None
+    assert sources.cas[LOCAL] is not None, "another signer's CA is not affected"
+    assert check(readiness, f"ca {LOCAL}").ok
+    assert "knative-serving/kn-ca not found" in check(readiness, f"ca {KNATIVE}").detail
+    text = telemetry.render()[0].decode()
+    assert f'csr_signer_ca_not_after_timestamp_seconds{{signer="{LOCAL}"}}' in text
+    assert f'csr_signer_ca_not_after_timestamp_seconds{{signer="{KNATIVE}"}}' in text
+    telemetry.shutdown()
+
+
+def test_a_ca_that_expires_while_loaded_turns_readiness_red_on_the_timer(
+    policy_dir: Path,
+) -> None:
+    start = dt.datetime.now(dt.UTC)
+    clock = [start]
+    readiness, telemetry = Readiness(), Telemetry.create(signer_names=[LOCAL])
+    changes: list[str] = []
+    sources = Sources(
+        Settings(policy_dir=policy_dir, signer_names=(LOCAL,)),
+        telemetry,
+        readiness,
+        lambda: changes.append("changed"),
+        clock=lambda: clock[0],
+    )
+    cert, key = generate_root("short", "ecdsa-p256", 1, start)
+    sources._secret_changed(DEFAULT_CA, secret("1", ca_secret_manifest("a", "ns", cert, key)))
+    assert sources.cas[LOCAL] is not None and check(readiness, f"ca {LOCAL}").ok
+    clock[0] = start + dt.timedelta(days=2)
+    sources.check_ca_validity()
+    assert sources.cas[LOCAL] is None, "an expired CA is not offered for signing"
+    assert "expired at" in check(readiness, f"ca {LOCAL}").detail
+    assert changes == ["changed", "changed"]
+    telemetry.shutdown()
+
+
+LOCAL = "csr-signer.dev/cluster-local"
+KNATIVE = "csr-signer.dev/knative-internal"
+DEFAULT_CA = ("csr-signer", "csr-signer-ca")
+BROKEN = {"data": {"tls.crt": "bm90IGEgY2VydA==", "tls.key": "eA=="}}
+
+
+def secret(version: str, manifest: dict[str, object]) -> dict[str, object]:
+    return {"metadata": {"resourceVersion": version}, "data": manifest["data"]}
 
 
 @pytest.mark.parametrize(

@@ -478,13 +478,14 @@ async def test_stale_bundles_and_configmaps_are_removed_but_not_another_installa
             configmap_name=STALE_CONFIGMAP,
             configmap_key="ca.crt",
             instance="trust-e2e-stale",
+            configmap_signer=signers[0],
         )
         return TrustPublisher(controller.api, targets=targets)
 
     async def synced(p: TrustPublisher) -> SyncResult | None:
         """A clean sync, retried while the new RBAC propagates to the apiserver's cache."""
         try:
-            result = await p.sync(ca)
+            result = await p.sync(dict.fromkeys(p.targets.signer_names, ca))
         except ApiError:
             return None
         return result if result.ok else None

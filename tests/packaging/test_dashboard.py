@@ -69,7 +69,7 @@ def exported_series() -> set[str]:
         telemetry.signing_failed("example.com/a", "CAExpired")
         telemetry.observe_latency("example.com/a", 0.3)
         telemetry.api_error("conflict", "update")
-        telemetry.set_ca_not_after(2_000_000_000)
+        telemetry.set_ca_not_after("example.com/a", 2_000_000_000)
         telemetry.policy_reload(ok=True)
         telemetry.set_leader(True)
         text = telemetry.render()[0].decode()

@@ -25,6 +25,10 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+LOCAL = "csr-signer.dev/cluster-local"
+KNATIVE = "csr-signer.dev/knative-internal"
+
+
 def test_defaults_without_env_or_flags() -> None:
     settings = load_settings(parse(), env={})
     assert settings.signer_names == DEFAULT_SIGNER_NAMES
@@ -398,6 +402,39 @@ def test_metrics_address_splits_into_host_and_port(address: str, host: str, port
             "must be between 0.1 and 3600 seconds, got 0",
             id="policy-reload-positive",
         ),
+        pytest.param(
+            {},
+            ["--signer-ca", "example.com/other=ns/ca"],
+            "signer_cas (CSR_SIGNER_SIGNER_CAS / --signer-ca): 'example.com/other=ns/ca': "
+            "'example.com/other' is not one of the signer names served",
+            id="signer-ca-for-a-signer-not-served",
+        ),
+        pytest.param(
+            {"CSR_SIGNER_SIGNER_CAS": "csr-signer.dev/cluster-local=ca-only"},
+            [],
+            "'csr-signer.dev/cluster-local=ca-only': must be SIGNER=NAMESPACE/NAME",
+            id="signer-ca-needs-namespace-and-name",
+        ),
+        pytest.param(
+            {},
+            [
+                "--signer-ca",
+                "csr-signer.dev/cluster-local=a/one",
+                "--signer-ca",
+                "csr-signer.dev/cluster-local=a/two",
+            ],
+            "a second CA for 'csr-signer.dev/cluster-local'",
+            id="one-ca-per-signer",
+        ),
+        pytest.param(
+            {
+                "CSR_SIGNER_SIGNER_NAMES": "a.example/x,b.example/y",
+                "CSR_SIGNER_TRUST_BUNDLE_NAMESPACES": "knative-serving",
+            },
+            [],
+            "trust bundle ConfigMaps carry one signer's CA; name it with --trust-bundle-signer",
+            id="configmaps-need-a-signer-when-it-is-not-clear",
+        ),
     ],
 )
 def test_invalid_value_is_one_line_naming_the_field(
@@ -418,3 +455,30 @@ def test_every_invalid_field_is_reported_on_the_same_line() -> None:
     assert "\n" not in text
     assert "workers (" in text
     assert "; log_format (" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "secrets", "shared"),
+    [
+        pytest.param(
+            [],
+            {LOCAL: ("csr-signer", "csr-signer-ca"), KNATIVE: ("csr-signer", "csr-signer-ca")},
+            {("csr-signer", "csr-signer-ca"): (LOCAL, KNATIVE)},
+            id="without-signer-ca-every-signer-shares-ca-secret-and-that-is-reported",
+        ),
+        pytest.param(
+            ["--signer-ca", f"{KNATIVE}=knative-serving/kn-ca", "--ca-secret", "sec/local-ca"],
+            {LOCAL: ("sec", "local-ca"), KNATIVE: ("knative-serving", "kn-ca")},
+            {},
+            id="signer-ca-overrides-ca-secret-for-its-signer",
+        ),
+    ],
+)
+def test_each_signer_resolves_to_one_ca_secret(
+    argv: list[str],
+    secrets: dict[str, tuple[str, str]],
+    shared: dict[tuple[str, str], tuple[str, ...]],
+) -> None:
+    settings = load_settings(parse(*argv), env={})
+    assert settings.ca_secrets == secrets
+    assert settings.signers_sharing_a_ca == shared

@@ -126,9 +126,9 @@ Use = Callable[[Telemetry], None]
             id="unknown-api-error-kind-and-verb-become-other",
         ),
         pytest.param(
-            lambda t: t.set_ca_not_after(1_900_000_000),
+            lambda t: t.set_ca_not_after(SIGNER, 1_900_000_000),
             "csr_signer_ca_not_after_timestamp_seconds",
-            {},
+            {"signer": SIGNER},
             1_900_000_000.0,
             id="ca-not-after",
         ),
@@ -237,7 +237,7 @@ def test_policy_label_values_are_capped(telemetry: Telemetry) -> None:
 
 
 def test_every_metric_is_documented_in_the_module_docstring(telemetry: Telemetry) -> None:
-    telemetry.set_ca_not_after(1)
+    telemetry.set_ca_not_after(SIGNER, 1)
     telemetry.policy_reload(ok=True)
     telemetry.decision(SIGNER, Outcome.APPROVE, None)
     telemetry.signing_failed(SIGNER, "CAExpired")

@@ -51,8 +51,14 @@ def targets(**overrides: Any) -> TrustTargets:
         "configmap_name": "csr-signer-trust-bundle",
         "configmap_key": "ca.crt",
         "instance": "csr-signer",
+        "configmap_signer": SIGNERS[1],
     }
     return TrustTargets(**{**values, **overrides})
+
+
+def same(bundle: bytes) -> dict[str, bytes]:
+    """Every signer's bundle is `bundle` (for rules that do not depend on which CA)."""
+    return dict.fromkeys(SIGNERS, bundle)
 
 
 def subjects(pem_text: str) -> list[str]:
@@ -68,6 +74,27 @@ def as_observed(body: dict[str, Any], **metadata: Any) -> dict[str, Any]:
 
 
 # --- names and desired objects --------------------------------------------------------
+
+
+def test_each_signer_publishes_only_its_own_ca_and_configmaps_carry_one_signers() -> None:
+    local, knative = make_ca("local CA"), make_ca("knative CA")
+    desired = desired_objects({SIGNERS[0]: local.cert_pem, SIGNERS[1]: knative.cert_pem}, targets())
+    assert subjects(desired[CTB_LOCAL]["spec"]["trustBundle"]) == ["CN=local CA"]
+    assert subjects(desired[CTB_KNATIVE]["spec"]["trustBundle"]) == ["CN=knative CA"]
+    assert subjects(desired[CM_SERVING]["data"]["ca.crt"]) == ["CN=knative CA"]
+
+
+@pytest.mark.parametrize(
+    "configmap_signer",
+    [
+        pytest.param(None, id="configmaps-need-a-named-signer"),
+        pytest.param("example.com/unknown", id="configmap-signer-must-be-served"),
+    ],
+)
+def test_configmap_signer_is_required_with_namespaces(configmap_signer: str | None) -> None:
+    with pytest.raises(ValueError, match="configmap_signer must be one of"):
+        targets(configmap_signer=configmap_signer)
+    assert targets(namespaces=(), configmap_signer=configmap_signer).namespaces == ()
 
 
 @pytest.mark.parametrize(
@@ -89,13 +116,13 @@ def test_cluster_trust_bundle_name_is_prefixed_by_its_signer(signer: str, name: 
 
 def test_one_bundle_per_signer_and_one_configmap_per_namespace() -> None:
     desired = desired_objects(
-        BUNDLE, targets(namespaces=("knative-serving", "knative-eventing", "knative-serving"))
+        same(BUNDLE), targets(namespaces=("knative-serving", "knative-eventing", "knative-serving"))
     )
     assert sorted(desired) == sorted([CTB_LOCAL, CTB_KNATIVE, CM_SERVING, CM_EVENTING])
 
 
 def test_bundle_is_linked_to_its_signer_and_carries_the_pem() -> None:
-    body = desired_objects(BUNDLE, targets())[CTB_LOCAL]
+    body = desired_objects(same(BUNDLE), targets())[CTB_LOCAL]
     assert body["apiVersion"] == "certificates.k8s.io/v1beta1"
     assert body["spec"] == {
         "signerName": "csr-signer.dev/cluster-local",
@@ -108,7 +135,7 @@ def test_bundle_is_linked_to_its_signer_and_carries_the_pem() -> None:
 
 
 def test_configmap_is_labeled_for_knative_and_holds_the_pem_under_the_key() -> None:
-    body = desired_objects(BUNDLE, targets(configmap_key="bundle.pem"))[CM_SERVING]
+    body = desired_objects(same(BUNDLE), targets(configmap_key="bundle.pem"))[CM_SERVING]
     assert body["metadata"]["namespace"] == "knative-serving"
     assert body["metadata"]["labels"] == {
         MANAGED_BY_LABEL: "csr-signer",
@@ -135,11 +162,13 @@ def test_configmap_is_labeled_for_knative_and_holds_the_pem_under_the_key() -> N
 def test_what_is_published_follows_the_targets(
     overrides: dict[str, Any], expected: list[ObjectKey]
 ) -> None:
-    assert sorted(desired_objects(BUNDLE, targets(**overrides))) == sorted(expected)
+    assert sorted(desired_objects(same(BUNDLE), targets(**overrides))) == sorted(expected)
 
 
 def test_each_bundle_records_the_configmaps_published_alongside() -> None:
-    desired = desired_objects(BUNDLE, targets(namespaces=("knative-serving", "knative-eventing")))
+    desired = desired_objects(
+        same(BUNDLE), targets(namespaces=("knative-serving", "knative-eventing"))
+    )
     annotations = desired[CTB_LOCAL]["metadata"]["annotations"]
     assert annotations == {
         CONFIGMAPS_ANNOTATION: "knative-eventing/csr-signer-trust-bundle,"
@@ -156,7 +185,7 @@ def test_each_bundle_records_the_configmaps_published_alongside() -> None:
 )
 def test_refuses_to_publish(bundle: bytes, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
-        desired_objects(bundle, targets())
+        desired_objects(same(bundle), targets())
 
 
 @pytest.mark.parametrize(
@@ -202,7 +231,7 @@ def test_instance_must_be_a_label_value(instance: str) -> None:
 )
 def test_rotation_step_publishes(secret: dict[str, bytes], published: list[str]) -> None:
     bundle = load_ca_from_secret_data(secret, now=NOW).trust_bundle_pem()
-    desired = desired_objects(bundle, targets())
+    desired = desired_objects(same(bundle), targets())
     assert subjects(desired[CTB_LOCAL]["spec"]["trustBundle"]) == published
     assert subjects(desired[CTB_KNATIVE]["spec"]["trustBundle"]) == published
     assert subjects(desired[CM_SERVING]["data"]["ca.crt"]) == published
@@ -210,8 +239,8 @@ def test_rotation_step_publishes(secret: dict[str, bytes], published: list[str])
 
 # --- the diff --------------------------------------------------------------------------
 
-DESIRED = desired_objects(BUNDLE, targets())
-NEW_DESIRED = desired_objects(pem(CA1.cert, CA2.cert), targets())
+DESIRED = desired_objects(same(BUNDLE), targets())
+NEW_DESIRED = desired_objects(same(pem(CA1.cert, CA2.cert)), targets())
 OTHER = {MANAGED_BY_LABEL: "csr-signer", INSTANCE_LABEL: "other-install"}
 STALE_CTB = ObjectKey(CLUSTER_TRUST_BUNDLE, "", "csr-signer.dev:retired:bundle")
 STALE_CM = ObjectKey(CONFIG_MAP, "old-namespace", "csr-signer-trust-bundle")

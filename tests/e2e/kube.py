@@ -7,7 +7,8 @@ import base64
 import datetime as dt
 import shutil
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,8 +18,10 @@ from cryptography.x509.verification import PolicyBuilder, Store
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from signer.local.controlplane import ControlPlane, Credentials
-from signer.local.identities import serviceaccount_credentials
+from signer.app import run_app
+from signer.config import Settings
+from signer.local.controlplane import ControlPlane, Credentials, free_port
+from signer.local.identities import api_client, serviceaccount_credentials
 from signer.pki.ca import ca_secret_manifest, generate_root
 from signer.policy import bundled_policies_dir
 
@@ -139,6 +142,18 @@ NAMESPACE = "csr-signer"
 CA_SECRET = "csr-signer-ca"
 
 
+CLUSTER_LOCAL = "csr-signer.dev/cluster-local"
+KNATIVE = "csr-signer.dev/knative-internal"
+
+
+@dataclass(frozen=True)
+class Controller:
+    """A running controller: its own client (its ServiceAccount token) and metrics port."""
+
+    api: client.ApiClient
+    metrics_port: int
+
+
 @dataclass(frozen=True)
 class Installed:
     creds: Credentials
@@ -167,18 +182,58 @@ async def install(cp: ControlPlane, admin: client.ApiClient, policy_dir: Path) -
     return Installed(creds, cp.kubeconfig(creds), cert_pem, key_pem, policy_dir)
 
 
-def ca_secret(cert_pem: bytes, key_pem: bytes) -> dict[str, Any]:
-    return ca_secret_manifest(CA_SECRET, NAMESPACE, cert_pem, key_pem)
+def ca_secret(cert_pem: bytes, key_pem: bytes, name: str = CA_SECRET) -> dict[str, Any]:
+    return ca_secret_manifest(name, NAMESPACE, cert_pem, key_pem)
 
 
 async def put_secret(admin: client.ApiClient, body: dict[str, Any]) -> None:
+    """Create or replace a Secret in NAMESPACE (its name comes from `body`)."""
     core = client.CoreV1Api(admin)
     try:
         await core.create_namespaced_secret(NAMESPACE, body)
     except ApiException as exc:
         if exc.status != 409:
             raise
-        await core.replace_namespaced_secret(CA_SECRET, NAMESPACE, body)
+        await core.replace_namespaced_secret(body["metadata"]["name"], NAMESPACE, body)
+
+
+@asynccontextmanager
+async def running_controller(
+    cp: ControlPlane, installed: Installed, **settings: Any
+) -> AsyncIterator[Controller]:
+    """The controller in-process under `installed`'s token, ready, stopped cleanly after.
+
+    The defaults are what every e2e wants (deploy/rbac.yaml's Secret and Lease, the
+    policy copy, fast policy reloads); `settings` overrides or adds any field.
+    """
+    port = free_port()
+    values: dict[str, Any] = {
+        "kubeconfig": installed.kubeconfig,
+        "signer_names": (CLUSTER_LOCAL, KNATIVE),
+        "policy_dir": installed.policy_dir,
+        "ca_secret_namespace": NAMESPACE,
+        "ca_secret_name": CA_SECRET,
+        "leader_elect": True,
+        "lease_namespace": NAMESPACE,
+        "metrics_address": f"127.0.0.1:{port}",
+        "policy_reload_seconds": 0.2,
+        "max_duration_seconds": 7 * 24 * 3600,
+        "default_duration_seconds": 24 * 3600,
+        "workers": 4,
+        "identity": "e2e-controller",
+    }
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_app(Settings(**{**values, **settings}), stop=stop))
+    api: client.ApiClient | None = None
+    try:
+        await wait_until(lambda: ready(port), what="controller ready", timeout=30, task=task)
+        api = await api_client(cp, installed.creds)
+        yield Controller(api=api, metrics_port=port)
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, timeout=30) == 0
+        if api is not None:
+            await api.close()
 
 
 async def ready(port: int) -> bool:

@@ -64,9 +64,11 @@ class Sources:
         readiness: Readiness,
         on_change: Callable[[], None],
         clock: Callable[[], dt.datetime] = utcnow,
+        loader: Callable[[Path], PolicySet] = load_policies,
     ) -> None:
         self.settings = settings
         self.policies: PolicySet | None = None
+        self._loader = loader
         self._secrets = settings.ca_secrets
         self.cas: dict[str, CaBundle | None] = dict.fromkeys(settings.signer_names)
         """Each signer's own CA (None: not loaded, invalid, or outside its validity)."""
@@ -107,34 +109,62 @@ class Sources:
     # -- policies --------------------------------------------------------------------
 
     def reload_policies(self) -> bool:
-        """Load the policy files if they changed; keep the old set if the new one is invalid."""
-        fingerprint = policy_fingerprint(self.policy_dir)
+        """Load the policy files if they changed; keep the old set if the new one is invalid.
+
+        Returns True when a new set took effect. Never raises: a policy directory is
+        edited by people, and whatever is wrong with it must be reported (log, readiness,
+        `policy_reloads_total{result="failure"}`), never take the controller down.
+        """
+        return self._apply_policies(self._read_policies())
+
+    def _read_policies(self) -> PolicySet | str | None:
+        """The new set, None if nothing changed, or why it cannot be used.
+
+        Touches no shared state except the fingerprint, so the poll loop runs it in a
+        worker thread: parsing and compiling policies is CPU work that must not block
+        the event loop that serves probes and watches.
+        """
+        try:
+            fingerprint = policy_fingerprint(self.policy_dir)
+        except OSError as exc:
+            return f"cannot read the policy directory: {exc}"
         if fingerprint == self._policy_fingerprint:
-            return False
+            return None
+        # Remembered before loading, so a broken set is not re-parsed every poll.
         self._policy_fingerprint = fingerprint
         try:
-            policies = load_policies(self.policy_dir)
+            return self._loader(self.policy_dir)
         except PolicyLoadError as exc:
+            return str(exc) or "invalid"
+        except Exception as exc:  # the loader's own bug must not stop hot reload
+            return f"cannot load: {type(exc).__name__}: {exc}"
+
+    def _apply_policies(self, result: PolicySet | str | None) -> bool:
+        if result is None:
+            return False
+        if isinstance(result, str):
             self._telemetry.policy_reload(ok=False)
             kept = "the previous policies stay in force" if self.policies else "no policies loaded"
-            detail = str(exc).splitlines()[0] if str(exc) else "invalid"
+            detail = result.splitlines()[0]
             self._readiness.set("policies", ok=False, detail=f"invalid ({kept}): {detail}")
-            log.error("rejected policy files in %s (%s):\n%s", self.policy_dir, kept, exc)
+            log.error("rejected policy files in %s (%s):\n%s", self.policy_dir, kept, result)
             return False
-        self.policies = policies
+        self.policies = result
         self._telemetry.policy_reload(ok=True)
         self._readiness.set("policies", ok=True, detail="")
-        log.info("loaded policies from %s for %s", self.policy_dir, sorted(policies.signer_names))
+        log.info("loaded policies from %s for %s", self.policy_dir, sorted(result.signer_names))
         self._on_change()
         return True
 
     async def poll_policies(self) -> None:
+        """Forever: check the directory; a failure is reported and the loop goes on."""
         while True:
             await asyncio.sleep(self.settings.policy_reload_seconds)
             try:
-                self.reload_policies()
-            except OSError as exc:
-                log.error("cannot read policy directory %s: %s", self.policy_dir, exc)
+                result = await asyncio.to_thread(self._read_policies)
+            except Exception as exc:  # e.g. the thread could not start: report, go on
+                result = f"cannot load: {type(exc).__name__}: {exc}"
+            self._apply_policies(result)
 
     # -- CA ----------------------------------------------------------------------------
 

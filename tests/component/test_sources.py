@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from signer.app import Sources
 from signer.config import Settings
 from signer.pki.ca import ca_secret_manifest, generate_root
-from signer.policy import bundled_policies_dir
+from signer.policy import PolicySet, bundled_policies_dir, load_policies
 from signer.telemetry import Telemetry
 from signer.web import Check, Readiness
 
@@ -167,3 +169,48 @@ def test_an_edit_is_reloaded_however_the_directory_is_named(
     assert sources.reload_policies() is True
     assert changes == ["changed", "changed"]
     telemetry.shutdown()
+
+
+async def test_the_policy_poll_loop_survives_any_loader_failure_and_says_so(
+    policy_dir: Path,
+) -> None:
+    failures: list[BaseException] = [RecursionError("maximum recursion depth exceeded")]
+
+    def loader(directory: Path) -> PolicySet:
+        if failures:
+            raise failures.pop()
+        return load_policies(directory)
+
+    readiness, telemetry = Readiness(), Telemetry.create(signer_names=[LOCAL])
+    sources = Sources(
+        Settings(policy_dir=policy_dir, policy_reload_seconds=0.1),
+        telemetry,
+        readiness,
+        lambda: None,
+        loader=loader,
+    )
+    poll = asyncio.create_task(sources.poll_policies())
+    try:
+        await wait_for(
+            lambda: (
+                not check(readiness, "policies").ok
+                and "Recursion" in check(readiness, "policies").detail
+            )
+        )
+        assert b'csr_signer_policy_reloads_total{result="failure"} 1.0' in telemetry.render()[0]
+        (policy_dir / "cluster-local.yaml").write_text(
+            (policy_dir / "cluster-local.yaml").read_text() + "\n# fixed\n"
+        )
+        await wait_for(lambda: sources.policies is not None)
+        assert check(readiness, "policies").ok
+        assert not poll.done(), "the loop is still polling"
+    finally:
+        poll.cancel()
+        telemetry.shutdown()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)

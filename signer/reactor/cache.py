@@ -5,6 +5,12 @@ good), so memory follows the backlog, not the cluster's history: a cluster
 holding 10,000 issued CSRs costs a set of UIDs here. Finality is monotone in
 the API (conditions cannot be removed, a certificate is immutable), so once
 a UID is seen final, any older copy that a watch delivers later is ignored.
+
+The cache also remembers which pending CSRs already have their one `Pending`
+Event (by UID). That memory lives and dies with the cache entry, so it is
+bounded by the backlog and never evicted while the CSR is still pending:
+an LRU of names, evicted in resync order, re-emitted an Event for every
+pending CSR on every resync once the backlog outgrew it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ def _name(raw: RawCsr) -> str:
 class CsrCache:
     def __init__(self, *, finished_memory: int = FINISHED_MEMORY) -> None:
         self._pending: dict[str, RawCsr] = {}
+        self._noted: set[str] = set()
+        """UIDs of pending CSRs that already have their Pending Event."""
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._finished_memory = finished_memory
 
@@ -47,7 +55,19 @@ class CsrCache:
         self._pending.clear()
         for raw in items:
             self.apply("ADDED", raw)
+        self._noted &= {_uid(raw) for raw in self._pending.values()}
         return self.names()
+
+    def note_pending(self, name: str) -> bool:
+        """True the first time for a pending CSR: emit its Pending Event now."""
+        raw = self._pending.get(name)
+        if raw is None:
+            return False
+        uid = _uid(raw)
+        if uid in self._noted:
+            return False
+        self._noted.add(uid)
+        return True
 
     def apply(self, event_type: str, raw: RawCsr) -> bool:
         """Record a watch event or a write's response; True if the CSR needs work."""
@@ -55,12 +75,12 @@ class CsrCache:
         if not name:
             return False
         if event_type == "DELETED":
-            self._pending.pop(name, None)
+            self._drop(name)
             return False
         if uid in self._finished:
             return False
         if is_final(raw):
-            self._pending.pop(name, None)
+            self._drop(name)
             self._remember_finished(uid)
             return False
         # managedFields can be larger than the rest of the object; an update
@@ -68,6 +88,11 @@ class CsrCache:
         (raw.get("metadata") or {}).pop("managedFields", None)
         self._pending[name] = raw
         return True
+
+    def _drop(self, name: str) -> None:
+        raw = self._pending.pop(name, None)
+        if raw is not None:
+            self._noted.discard(_uid(raw))
 
     def _remember_finished(self, uid: str) -> None:
         self._finished[uid] = None

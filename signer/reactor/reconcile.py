@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 
 APPROVED_REASON = "PolicyApproved"
 DENIED_REASON = "PolicyDenied"
-ABSTAINED_MEMORY = 10_000
 CA_REFUSALS = frozenset({"CAExpired", "CANotYetValid"})
 """Refusals caused by our CA, not the request: retried, never a Failed condition."""
 CA_UNAVAILABLE = "CAUnavailable"
@@ -94,8 +92,6 @@ class Reconciler:
         self._snapshot = snapshot
         self._metrics = metrics
         self._clock = clock
-        self._abstained: OrderedDict[str, None] = OrderedDict()
-        """CSR names we sent a Pending Event for (bounded: oldest forgotten first)."""
 
     async def __call__(self, name: str) -> None:
         """Reconcile `name` from the cache; requeue with backoff on API errors."""
@@ -163,10 +159,8 @@ class Reconciler:
             await self._writer.event(raw, "Normal", "Approved", message)
             log.info("%s: %s", state.name, message, extra={"csr": state.name})
         else:
-            # Approved earlier (by us before a restart, or by a human): forget any
-            # Pending note; the approving policy, if one would approve, still caps
-            # the lifetime.
-            self._abstained.pop(state.name, None)
+            # Approved earlier (by us before a restart, or by a human): the approving
+            # policy, if one would approve, still caps the lifetime.
             if snapshot.policies is None:
                 return True  # the approving policy's lifetime cap is not known yet
             again = self._decide(state, snapshot, view)
@@ -189,11 +183,8 @@ class Reconciler:
     async def _abstain(
         self, state: CsrState, decision: Decision, view: CsrView | CsrParseError
     ) -> None:
-        if state.name in self._abstained:
-            return
-        self._abstained[state.name] = None
-        while len(self._abstained) > ABSTAINED_MEMORY:
-            self._abstained.popitem(last=False)
+        if not self._cache.note_pending(state.name):
+            return  # one Pending Event per CSR (the cache remembers, by UID)
         issued = view.describe() if isinstance(view, CsrView) else f"unreadable: {view}"
         message = (
             f"{decision.summary()}; left Pending for a human: "

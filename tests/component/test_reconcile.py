@@ -103,6 +103,14 @@ async def test_human_requester_is_left_pending_with_one_event(h: Harness) -> Non
     ) in h.api.events[0][2]
 
 
+async def test_a_relist_does_not_repeat_the_pending_event(h: Harness) -> None:
+    await h.run(make_raw("human", username="alice"))
+    for _ in range(3):  # periodic resyncs relist the backlog and reconcile it again
+        h.cache.replace([h.api.objects["human"]])
+        await h.reconciler("human")
+    assert [e[1] for e in h.api.events] == ["Pending"]
+
+
 async def test_human_approved_csr_is_signed(h: Harness) -> None:
     obj = await h.run(make_raw("by-hand", username="alice", conditions=("Approved",)))
     assert obj["status"].get("certificate")

@@ -79,3 +79,27 @@ def test_managed_fields_are_not_kept_in_the_cache() -> None:
     obj["metadata"]["managedFields"] = [{"manager": "kubectl"}]
     cache.apply("ADDED", obj)
     assert "managedFields" not in (cache.get("a") or {})["metadata"]
+
+
+def test_one_pending_note_per_csr_however_large_the_backlog_and_however_many_resyncs() -> None:
+    cache = CsrCache()
+    backlog = [raw(f"csr-{i}", uid=f"u-{i}") for i in range(10_500)]
+    cache.replace(backlog)
+    assert sum(cache.note_pending(raw["metadata"]["name"]) for raw in backlog) == 10_500
+    for _ in range(3):  # periodic resyncs relist the same backlog
+        cache.replace([dict(raw) for raw in backlog])
+        assert not any(cache.note_pending(raw["metadata"]["name"]) for raw in backlog)
+
+
+def test_pending_notes_leave_with_their_csr() -> None:
+    cache = CsrCache()
+    cache.apply("ADDED", raw("a", uid="ua"))
+    cache.apply("ADDED", raw("b", uid="ub"))
+    assert cache.note_pending("a") and cache.note_pending("b")
+    cache.apply("DELETED", raw("a", uid="ua"))
+    cache.replace([])  # b is gone from the API too
+    assert len(cache) == 0
+    cache.apply("ADDED", raw("a", uid="uid-a-2"))  # a new CSR reusing the name
+    assert cache.note_pending("a"), "a new UID gets its own note"
+    cache.apply("ADDED", raw("b", uid="ub"))
+    assert cache.note_pending("b"), "the note left with the CSR: a returning UID is noted anew"

@@ -39,7 +39,7 @@ from signer.policy.loader import fingerprint as policy_fingerprint
 from signer.reactor.cache import CsrCache
 from signer.reactor.queueing import WorkQueue, run_worker
 from signer.reactor.reconcile import Reconciler, Snapshot
-from signer.reactor.state import is_final
+from signer.reactor.state import is_final, requester_lane
 from signer.telemetry import Telemetry
 from signer.trust import TrustTargets
 from signer.web import Readiness, start_web
@@ -63,6 +63,7 @@ class Sources:
         telemetry: Telemetry,
         readiness: Readiness,
         on_change: Callable[[], None],
+        *,
         clock: Callable[[], dt.datetime] = utcnow,
         loader: Callable[[Path], PolicySet] = load_policies,
     ) -> None:
@@ -281,7 +282,8 @@ class Controller:
         self._telemetry = telemetry
         self._readiness = readiness
         self.cache = CsrCache()
-        self.queue = WorkQueue()
+        # Fair across requesters: one tenant's flood does not delay another's CSR.
+        self.queue = WorkQueue(lane_of=lambda name: requester_lane(self.cache.get(name)))
         self._synced: set[str] = set()
         self.stopping = stopping
         """Set to stop: no new work, in-flight writes finish, the Lease is released."""

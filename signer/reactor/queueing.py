@@ -4,20 +4,36 @@ Guarantees: a key is queued at most once (dedupe); a key is never handed to
 two workers at once (serial per key); a key added while it is being processed
 is handed out again when the worker is done (nothing is lost); retries back
 off exponentially per key. Parallelism across keys is the number of workers.
+
+Fairness: every key belongs to a lane (`lane_of`, the CSR's requester) and
+workers take from the lanes in turn, one key per lane per round. A tenant
+that floods 10,000 CSRs makes its own lane long; another tenant's single CSR
+still waits for at most one key per busy lane, not for the whole flood.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
 
 class WorkQueue:
-    def __init__(self, *, base_delay: float = 0.05, max_delay: float = 60.0) -> None:
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+    def __init__(
+        self,
+        *,
+        base_delay: float = 0.05,
+        max_delay: float = 60.0,
+        lane_of: Callable[[str], str] = lambda _key: "",
+    ) -> None:
+        self._lanes: dict[str, deque[str]] = {}
+        self._turns: deque[str] = deque()
+        """Lanes with queued keys, in the order they are served next."""
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._lane_of = lane_of
         self._queued: set[str] = set()
         self._processing: set[str] = set()
         self._dirty: set[str] = set()
@@ -44,7 +60,13 @@ class WorkQueue:
         if key in self._queued:
             return
         self._queued.add(key)
-        self._queue.put_nowait(key)
+        lane = self._lane_of(key)
+        keys = self._lanes.get(lane)
+        if keys is None:
+            keys = self._lanes[lane] = deque()
+            self._turns.append(lane)
+        keys.append(key)
+        self._wake_one()
 
     def add_after(self, key: str, delay: float) -> None:
         if self._shutdown or key in self._timers:
@@ -70,14 +92,35 @@ class WorkQueue:
         self._failures.pop(key, None)
 
     async def get(self) -> str | None:
-        """The next key, or None once the queue is shut down."""
-        key = await self._queue.get()
-        if key is None or self._shutdown:
-            self._queue.put_nowait(None)  # wake the next worker too
-            return None
-        self._queued.discard(key)
-        self._processing.add(key)
-        return key
+        """The next key (lanes in turn), or None once the queue is shut down."""
+        while not self._shutdown:
+            if self._turns:
+                lane = self._turns.popleft()
+                keys = self._lanes[lane]
+                key = keys.popleft()
+                if keys:
+                    self._turns.append(lane)  # back of the line: one key per lane per round
+                else:
+                    del self._lanes[lane]
+                self._queued.discard(key)
+                self._processing.add(key)
+                return key
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # we were woken for a key: pass the turn on
+                raise
+        return None
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def done(self, key: str) -> None:
         self._processing.discard(key)
@@ -91,7 +134,10 @@ class WorkQueue:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        self._queue.put_nowait(None)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 Handler = Callable[[str], Awaitable[None]]

@@ -49,6 +49,21 @@ def condition_types(raw: RawCsr) -> set[str]:
     }
 
 
+SA_PREFIX = "system:serviceaccount:"
+
+
+def requester_lane(raw: RawCsr | None) -> str:
+    """The fairness lane of a CSR: its ServiceAccount's namespace, else its username.
+
+    A namespace, not a ServiceAccount: a tenant owns its namespace and could
+    create ServiceAccounts at will to get more lanes; it cannot create namespaces.
+    """
+    username = str(((raw or {}).get("spec") or {}).get("username") or "")
+    if username.startswith(SA_PREFIX):
+        return "namespace:" + username[len(SA_PREFIX) :].split(":", 1)[0]
+    return "user:" + username
+
+
 def is_final(raw: RawCsr) -> bool:
     types = condition_types(raw)
     return bool((raw.get("status") or {}).get("certificate")) or bool(types & {"Denied", "Failed"})

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from signer.reactor.queueing import WorkQueue, run_worker
+from signer.reactor.state import requester_lane
 
 
 async def test_adding_a_queued_key_again_is_a_no_op() -> None:
@@ -90,3 +91,28 @@ async def test_shutdown_wakes_every_waiting_worker() -> None:
     assert await asyncio.wait_for(asyncio.gather(*waiting), timeout=1) == [None, None, None]
     queue.add("late")
     assert queue.depth == 0
+
+
+@pytest.mark.parametrize(
+    ("username", "lane"),
+    [
+        pytest.param("system:serviceaccount:team-a:web", "namespace:team-a", id="sa-lane-is-ns"),
+        pytest.param(
+            "system:serviceaccount:team-a:other", "namespace:team-a", id="more-sas-no-more-lanes"
+        ),
+        pytest.param("alice", "user:alice", id="a-human-has-their-own-lane"),
+        pytest.param("", "user:", id="no-username-shares-one-lane"),
+    ],
+)
+def test_requester_lane(username: str, lane: str) -> None:
+    assert requester_lane({"spec": {"username": username}}) == lane
+
+
+async def test_a_flooding_requester_does_not_starve_another() -> None:
+    lanes = {f"flood-{i}": "noisy" for i in range(1000)} | {"innocent": "quiet"}
+    queue = WorkQueue(lane_of=lanes.__getitem__)
+    for i in range(1000):
+        queue.add(f"flood-{i}")
+    queue.add("innocent")
+    served = [await queue.get() for _ in range(3)]
+    assert served == ["flood-0", "innocent", "flood-1"], "lanes are served in turn"

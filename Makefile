@@ -8,27 +8,29 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint install bench binaries manifests clean
 
-$(STAMP): pyproject.toml
+# The runtime (csr-signer, with the test tools) and the dev harness beside it
+# (csr-signer-dev in dev/: `csr-signer local ...`, the control plane for e2e).
+$(STAMP): pyproject.toml dev/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -e ./dev
 	touch $(STAMP)
 
 install: $(STAMP)
 
 binaries: $(STAMP)
 	$(BIN)/csr-signer local build
-	$(BIN)/python -m signer.local.helm build
+	$(BIN)/csr-signer local helm build
 
 manifests: $(STAMP)
-	$(BIN)/python -m signer.local.helm manifests --write
+	$(BIN)/csr-signer local helm manifests --write
 
 run: $(STAMP)
 	$(BIN)/csr-signer local run
 
 lint: $(STAMP)
-	$(BIN)/ruff check signer tests benchmarks
-	$(BIN)/ruff format --check signer tests benchmarks
+	$(BIN)/ruff check signer tests benchmarks dev
+	$(BIN)/ruff format --check signer tests benchmarks dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

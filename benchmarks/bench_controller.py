@@ -35,13 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from csr_signer_dev import session
+from csr_signer_dev.controlplane import ControlPlane
+from csr_signer_dev.identities import api_client, serviceaccount_credentials
 from kubernetes_asyncio import client
 
 from signer.kube.client import as_body
 from signer.kube.watching import Handlers, list_and_watch
-from signer.local import session
-from signer.local.controlplane import ControlPlane
-from signer.local.identities import api_client, serviceaccount_credentials
 
 SIGNER = "csr-signer.dev/cluster-local"
 HERE = Path(__file__).resolve().parent

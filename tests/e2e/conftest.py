@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from csr_signer_dev.controlplane import ControlPlane, Credentials
+from csr_signer_dev.identities import api_client, serviceaccount_credentials
 from kubernetes_asyncio import client
-
-from signer.local.controlplane import ControlPlane, Credentials
-from signer.local.identities import api_client, serviceaccount_credentials
 
 ClientFactory = Callable[..., Awaitable[client.ApiClient]]
 

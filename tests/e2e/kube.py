@@ -15,13 +15,13 @@ from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
+from csr_signer_dev.controlplane import ControlPlane, Credentials, free_port
+from csr_signer_dev.identities import api_client, serviceaccount_credentials
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from signer.app import run_app
 from signer.config import Settings
-from signer.local.controlplane import ControlPlane, Credentials, free_port
-from signer.local.identities import api_client, serviceaccount_credentials
 from signer.pki.ca import ca_secret_manifest, generate_root
 from signer.policy import bundled_policies_dir
 

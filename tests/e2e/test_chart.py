@@ -31,13 +31,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import yaml
+from csr_signer_dev.controlplane import ControlPlane
+from csr_signer_dev.helm import helm, helm_path, render_manifests, resolve_helm, template
+from csr_signer_dev.identities import api_client, ensure_namespace, serviceaccount_credentials
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from signer.config import DEFAULT_SIGNER_NAMES
-from signer.local.controlplane import ControlPlane
-from signer.local.helm import helm, helm_path, render_manifests, resolve_helm, template
-from signer.local.identities import api_client, ensure_namespace, serviceaccount_credentials
 from signer.pki.ca import generate_root
 from signer.trust import cluster_trust_bundle_name
 from tests.data.csrs import build_csr_pem, self_signed_pem

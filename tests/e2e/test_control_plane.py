@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from csr_signer_dev.controlplane import ControlPlane
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from signer.local.controlplane import ControlPlane
 from tests.data.csrs import build_csr_pem, self_signed_pem
 from tests.e2e.conftest import ClientFactory
 from tests.e2e.kube import CSR_CREATOR_RULES, after_rbac_propagates, condition, create_csr, grant
@@ -182,7 +182,7 @@ def test_sigkill_of_the_owner_process_takes_the_control_plane_down(
     control_plane: ControlPlane,
 ) -> None:
     script = (
-        "from signer.local.controlplane import ControlPlane\n"
+        "from csr_signer_dev.controlplane import ControlPlane\n"
         "import time\n"
         "cp = ControlPlane()\n"
         "cp.start()\n"

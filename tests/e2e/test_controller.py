@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from cryptography import x509
+from csr_signer_dev.controlplane import ControlPlane, free_port
+from csr_signer_dev.identities import api_client
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from signer.app import run_app
 from signer.config import Settings
-from signer.local.controlplane import ControlPlane, free_port
-from signer.local.identities import api_client
 from signer.pki.ca import generate_root
 from tests.data.csrs import build_csr_pem, self_signed_pem
 from tests.e2e.conftest import ClientFactory

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from signer.local.controlplane import ControlPlane
+from csr_signer_dev.controlplane import ControlPlane
 
 
 def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float) -> str:

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import IO
 
 import pytest_asyncio
+from csr_signer_dev.controlplane import ControlPlane
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from signer.local.controlplane import ControlPlane
 from tests.data.csrs import build_csr_pem
 from tests.e2e.conftest import ClientFactory
 from tests.e2e.kube import (

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.x509.verification import VerificationError
+from csr_signer_dev.controlplane import ControlPlane
 from kubernetes_asyncio import client
 
-from signer.local.controlplane import ControlPlane
 from signer.pki.ca import generate_root
 from signer.trust import cluster_trust_bundle_name
 from tests.data.csrs import build_csr_pem

@@ -30,6 +30,8 @@ import pytest
 import pytest_asyncio
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from csr_signer_dev.controlplane import ControlPlane, free_port
+from csr_signer_dev.identities import api_client, ensure_namespace
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -37,8 +39,6 @@ from signer.app import run_app
 from signer.config import Settings
 from signer.kube.errors import ApiError
 from signer.kube.trust import SyncResult, TrustPublisher
-from signer.local.controlplane import ControlPlane, free_port
-from signer.local.identities import api_client, ensure_namespace
 from signer.pki.ca import generate_root
 from signer.trust import (
     CONFIG_MAP,

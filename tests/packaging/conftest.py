@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from signer.local.helm import resolve_helm
+from csr_signer_dev.helm import resolve_helm
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "chart" / "csr-signer"

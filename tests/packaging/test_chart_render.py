@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
+from csr_signer_dev.helm import HelmError, documents, render_manifests, template
 
 from signer.config import DEFAULT_SIGNER_NAMES, Settings, load_settings
-from signer.local.helm import HelmError, documents, render_manifests, template
 from signer.pki.ca import load_ca_from_secret_data
 from signer.policy import load_policies
 
@@ -79,9 +79,7 @@ def test_chart_policy_files_equal_the_repository_policies_byte_for_byte() -> Non
 def test_manifests_yaml_is_the_chart_rendered_with_defaults(helm_binary: Path) -> None:
     expected = render_manifests(CHART, helm_binary=helm_binary)
     actual = (REPO / "deploy" / "manifests.yaml").read_text()
-    assert actual == expected, (
-        "deploy/manifests.yaml is stale: .venv/bin/python -m signer.local.helm manifests --write"
-    )
+    assert actual == expected, "deploy/manifests.yaml is stale: make manifests"
 
 
 def test_policies_configmap_holds_the_bundled_files_unchanged(

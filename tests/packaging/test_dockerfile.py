@@ -161,6 +161,7 @@ def test_dockerfile_rule(rule: Rule, break_it: Callable[[str], str]) -> None:
         pytest.param("ca.key", True, id="context-drops-stray-keys"),
         pytest.param("signer/__pycache__/cli.cpython-311.pyc", True, id="context-drops-bytecode"),
         pytest.param("tests/e2e/test_chart.py", True, id="context-drops-tests"),
+        pytest.param("dev/csr_signer_dev/helm.py", True, id="context-drops-the-dev-harness"),
     ],
 )
 def test_dockerignore(path: str, ignored: bool) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from signer.local.controlplane import ControlPlane, Credentials
+from csr_signer_dev.controlplane import ControlPlane, Credentials
 
 
 async def api_client(cp: ControlPlane, creds: Credentials | None = None) -> client.ApiClient:

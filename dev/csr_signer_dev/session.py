@@ -22,13 +22,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
-
 from signer.kube.client import as_body
-from signer.local.controlplane import ControlPlane
-from signer.local.identities import api_client, serviceaccount_credentials
 from signer.pki.ca import ca_secret_manifest, generate_root
 
-REPO_DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+from csr_signer_dev.controlplane import ControlPlane
+from csr_signer_dev.identities import api_client, serviceaccount_credentials
+from csr_signer_dev.settings import CHECKOUT
+
+REPO_DEPLOY = CHECKOUT / "deploy"
 NAMESPACE = "csr-signer"
 SERVICEACCOUNT = "csr-signer"
 CA_SECRET = "csr-signer-ca"  # noqa: S105 - a Secret name

@@ -9,7 +9,7 @@ Identities:
 - client certificates from a throwaway client CA: CN is the username, O the
   groups (`system:masters` for the admin); any user and groups on demand;
 - ServiceAccounts: real tokens from the TokenRequest API, signed with a key
-  the apiserver was started with (see `signer.local.identities`).
+  the apiserver was started with (see `csr_signer_dev.identities`).
 
 Processes are started in their own session through `setpriv --pdeathsig
 KILL`, so they die with the Python thread that started them even on SIGKILL
@@ -38,8 +38,9 @@ from typing import IO, Self
 
 import yaml
 
-from signer.local.binaries import Binaries, resolve
-from signer.local.certs import KeyPair, LocalCA, service_account_key
+from csr_signer_dev import settings
+from csr_signer_dev.binaries import Binaries, resolve
+from csr_signer_dev.certs import KeyPair, LocalCA, service_account_key
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 FEATURE_GATES = (
@@ -80,7 +81,8 @@ class ControlPlane:
     """etcd + kube-apiserver in a temporary directory on free loopback ports."""
 
     def __init__(self, binaries: Binaries | None = None, *, workdir: Path | None = None) -> None:
-        self.binaries = binaries or resolve()
+        """`binaries` defaults to those `settings.from_environment()` resolves (maybe a build)."""
+        self.binaries = binaries or resolve(settings.from_environment())
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="csr-signer-cp-"))
         self._procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
@@ -319,7 +321,9 @@ class ControlPlane:
         """Run the pinned kubectl against this control plane (admin by default)."""
         if self.binaries.kubectl is None:
             raise ControlPlaneError("no kubectl binary in the resolved binaries")
-        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        # A clean environment: the developer's KUBECONFIG, ~/.kube cache and
+        # proxy settings must not change what a test sees.
+        env = {"PATH": os.defpath, "HOME": str(self.workdir)}
         return subprocess.run(
             [str(self.binaries.kubectl), f"--kubeconfig={self.kubeconfig(creds)}", *args],
             input=input,

@@ -1,0 +1,177 @@
+"""`csr-signer local ...`: the development harness on the command line.
+
+Registered as the `local` group of the `csr_signer.commands` entry point (see
+dev/pyproject.toml), so `signer.cli` offers it only where this package is
+installed: in a source checkout after `make install`, never in the image.
+
+- `local up` starts a real kube-apiserver + etcd on loopback (building the
+  binaries on first use), prints an admin kubeconfig, and runs until Ctrl-C or
+  SIGTERM, then stops everything it started;
+- `local run` adds the CA Secret, RBAC, a demo and the controller itself;
+- `local build` only fills the cache with kube-apiserver, etcd and kubectl;
+- `local helm build` does the same for the pinned helm, and
+  `local helm manifests [--write]` renders deploy/manifests.yaml with it.
+
+The environment is read once per command (`settings.from_environment()`) and
+passed down from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from signer.cli_flags import add_arguments
+from signer.commands import CliError
+from signer.config import ConfigError, load_settings
+from signer.logs import configure_logging
+
+from csr_signer_dev import binaries, gobuild, helm, settings
+from csr_signer_dev.controlplane import ControlPlane, ControlPlaneError
+
+
+def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
+    """The `csr_signer.commands` entry point: add `local` and its subcommands."""
+    local = sub.add_parser(
+        "local", help="development harness: a real local control plane, pinned tool builds"
+    )
+    group = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
+    up = group.add_parser("up", help="start kube-apiserver + etcd on loopback until interrupted")
+    up.add_argument("--kubeconfig-out", type=Path, help="also write the admin kubeconfig here")
+    up.set_defaults(func=cmd_up)
+    build = group.add_parser("build", help="build (or find) the pinned control-plane binaries")
+    build.set_defaults(func=cmd_build)
+    run = group.add_parser(
+        "run",
+        help="control plane + CA Secret + RBAC + the controller, with a demo; until Ctrl-C",
+    )
+    add_arguments(run)
+    run.set_defaults(func=cmd_run)
+
+    helm_parser = group.add_parser("helm", help="the pinned helm and what the repo renders with it")
+    helm_group = helm_parser.add_subparsers(dest="helm_command", required=True, metavar="COMMAND")
+    helm_build = helm_group.add_parser(
+        "build", help=f"build (or find) helm {helm.HELM_VERSION}; print its path"
+    )
+    helm_build.set_defaults(func=cmd_helm_build)
+    manifests = helm_group.add_parser(
+        "manifests", help="render deploy/manifests.yaml from deploy/chart/csr-signer"
+    )
+    manifests.add_argument(
+        "--repo",
+        type=Path,
+        default=settings.CHECKOUT,
+        help="repository root (default: the checkout this package is installed from)",
+    )
+    manifests.add_argument("--write", action="store_true", help="write the file, not stdout")
+    manifests.set_defaults(func=cmd_helm_manifests)
+
+
+def cmd_build(_args: argparse.Namespace) -> int:
+    dev = settings.from_environment()
+    started = time.monotonic()
+    try:
+        found = binaries.resolve(dev)
+    except gobuild.BuildError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"kube-apiserver: {found.kube_apiserver}")
+    print(f"etcd:           {found.etcd}")
+    print(f"kubectl:        {found.kubectl}")
+    print(f"cache size:     {gobuild.size_bytes(binaries.cache_entry(dev)) / 1e6:.0f} MB")
+    print(f"took:           {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def cmd_helm_build(_args: argparse.Namespace) -> int:
+    try:
+        print(helm.resolve_helm(settings.from_environment()))
+    except gobuild.BuildError as exc:
+        raise CliError(str(exc)) from exc
+    return 0
+
+
+def cmd_helm_manifests(args: argparse.Namespace) -> int:
+    try:
+        binary = helm.resolve_helm(settings.from_environment())
+        text = helm.render_manifests(
+            args.repo / "deploy" / "chart" / "csr-signer", helm_binary=binary
+        )
+    except (gobuild.BuildError, helm.HelmError) as exc:
+        raise CliError(str(exc)) from exc
+    if args.write:
+        (args.repo / "deploy" / "manifests.yaml").write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stop.wait(1.0):
+        pass
+
+
+def start_control_plane() -> ControlPlane:
+    try:
+        cp = ControlPlane(binaries.resolve(settings.from_environment()))
+        cp.start()
+    except (gobuild.BuildError, ControlPlaneError) as exc:
+        raise CliError(str(exc).splitlines()[0]) from exc
+    return cp
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    cp = start_control_plane()
+    try:
+        kubeconfig = cp.kubeconfig(path=args.kubeconfig_out)
+        print(f"control plane ready in {cp.started_seconds:.1f}s at {cp.url}")
+        print(f"kubeconfig: {kubeconfig}")
+        print(f"  export KUBECONFIG={kubeconfig}")
+        print(f"  {cp.binaries.kubectl} get csr")
+        print("Ctrl-C to stop.", flush=True)
+        sys.stdout.flush()
+        wait_for_signal()
+    finally:
+        cp.stop()
+    print("stopped.")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The README's main-job command: everything local, until Ctrl-C."""
+    import asyncio
+    import datetime as dt
+
+    from signer.app import run_app
+
+    from csr_signer_dev import session
+
+    cp = start_control_plane()
+    try:
+        prepared = asyncio.run(session.prepare(cp, now=dt.datetime.now(dt.UTC)))
+        args.kubeconfig = prepared.controller_kubeconfig
+        args.ca_secret = f"{session.NAMESPACE}/{session.CA_SECRET}"
+        if args.metrics_address is None:
+            args.metrics_address = "127.0.0.1:8080"
+        try:
+            config = load_settings(args)
+        except ConfigError as exc:
+            raise CliError(str(exc)) from exc
+        configure_logging(config)
+        print(session.instructions(cp, prepared, config.metrics_address), flush=True)
+        return asyncio.run(run_app(config))
+    finally:
+        cp.stop()

@@ -153,12 +153,19 @@ class CaBundle:
 
 
 def ca_secret_manifest(
-    name: str, namespace: str, cert_pem: bytes, key_pem: bytes, *, roots_pem: bytes | None = None
+    name: str,
+    namespace: str,
+    cert_pem: bytes,
+    key_pem: bytes,
+    *,
+    roots_pem: bytes | None = None,
+    next_ca_pem: bytes | None = None,
 ) -> dict[str, Any]:
     """The `kubernetes.io/tls` Secret that `load_ca_from_secret_data` reads back.
 
     `ca.crt` is the published root(s): `roots_pem`, or the certificate itself
-    for a self-signed root. Pure: the caller serialises or sends it.
+    for a self-signed root. `next_ca_pem` is the next CA of a rotation (step 1 in
+    the module docstring). Pure: the caller serialises or sends it.
     """
 
     def b64(data: bytes) -> str:
@@ -173,6 +180,7 @@ def ca_secret_manifest(
             TLS_CRT: b64(cert_pem),
             TLS_KEY: b64(key_pem),
             CA_CRT: b64(roots_pem if roots_pem is not None else cert_pem),
+            **({NEXT_CA_CRT: b64(next_ca_pem)} if next_ca_pem is not None else {}),
         },
     }
 

@@ -182,19 +182,31 @@ async def install(cp: ControlPlane, admin: client.ApiClient, policy_dir: Path) -
     return Installed(creds, cp.kubeconfig(creds), cert_pem, key_pem, policy_dir)
 
 
-def ca_secret(cert_pem: bytes, key_pem: bytes, name: str = CA_SECRET) -> dict[str, Any]:
-    return ca_secret_manifest(name, NAMESPACE, cert_pem, key_pem)
+def ca_secret(
+    cert_pem: bytes,
+    key_pem: bytes,
+    *,
+    name: str = CA_SECRET,
+    namespace: str = NAMESPACE,
+    roots_pem: bytes | None = None,
+    next_ca_pem: bytes | None = None,
+) -> dict[str, Any]:
+    """A CA Secret as an operator writes it (`signer.pki.ca.ca_secret_manifest`)."""
+    return ca_secret_manifest(
+        name, namespace, cert_pem, key_pem, roots_pem=roots_pem, next_ca_pem=next_ca_pem
+    )
 
 
 async def put_secret(admin: client.ApiClient, body: dict[str, Any]) -> None:
-    """Create or replace a Secret in NAMESPACE (its name comes from `body`)."""
+    """Create or replace a Secret (its name and namespace come from `body`)."""
     core = client.CoreV1Api(admin)
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     try:
-        await core.create_namespaced_secret(NAMESPACE, body)
+        await core.create_namespaced_secret(namespace, body)
     except ApiException as exc:
         if exc.status != 409:
             raise
-        await core.replace_namespaced_secret(body["metadata"]["name"], NAMESPACE, body)
+        await core.replace_namespaced_secret(name, namespace, body)
 
 
 @asynccontextmanager

@@ -17,19 +17,16 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from cryptography import x509
-from csr_signer_dev.controlplane import ControlPlane, free_port
-from csr_signer_dev.identities import api_client
+from csr_signer_dev.controlplane import ControlPlane
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from signer.app import run_app
-from signer.config import Settings
 from signer.pki.ca import generate_root
 from tests.data.csrs import build_csr_pem, self_signed_pem
 from tests.e2e.conftest import ClientFactory
 from tests.e2e.kube import (
-    CA_SECRET,
-    NAMESPACE,
+    CLUSTER_LOCAL,
+    KNATIVE,
     ca_secret,
     condition,
     create_csr,
@@ -37,14 +34,10 @@ from tests.e2e.kube import (
     leaf_and_verify,
     put_secret,
     read_csr,
-    ready,
+    running_controller,
     types,
     wait_final,
-    wait_until,
 )
-
-CLUSTER_LOCAL = "csr-signer.dev/cluster-local"
-KNATIVE = "csr-signer.dev/knative-internal"
 
 
 @dataclass
@@ -64,34 +57,14 @@ async def controller(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Running]:
     installed = await install(control_plane, admin_api, tmp_path_factory.mktemp("policies"))
-    creds, cert_pem, key_pem = installed.creds, installed.ca_pem, installed.ca_key_pem
-    policy_dir = installed.policy_dir
-    port = free_port()
-    settings = Settings(
-        kubeconfig=control_plane.kubeconfig(creds),
-        signer_names=[CLUSTER_LOCAL, KNATIVE],
-        policy_dir=policy_dir,
-        ca_secret_namespace=NAMESPACE,
-        ca_secret_name=CA_SECRET,
-        leader_elect=True,
-        lease_namespace=NAMESPACE,
-        metrics_address=f"127.0.0.1:{port}",
-        policy_reload_seconds=0.2,
-        max_duration_seconds=7 * 24 * 3600,
-        default_duration_seconds=24 * 3600,
-        workers=4,
-        identity="e2e-controller",
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_app(settings, stop=stop))
-    await wait_until(lambda: ready(port), what="controller ready", timeout=30, task=task)
-    api = await api_client(control_plane, creds)
-    yield Running(
-        api=api, ca_pem=cert_pem, ca_key_pem=key_pem, policy_dir=policy_dir, metrics_port=port
-    )
-    stop.set()
-    assert await asyncio.wait_for(task, timeout=30) == 0
-    await api.close()
+    async with running_controller(control_plane, installed) as running:
+        yield Running(
+            api=running.api,
+            ca_pem=installed.ca_pem,
+            ca_key_pem=installed.ca_key_pem,
+            policy_dir=installed.policy_dir,
+            metrics_port=running.metrics_port,
+        )
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ cannot race the running controller's periodic re-sync.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,13 +29,11 @@ import pytest
 import pytest_asyncio
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
-from csr_signer_dev.controlplane import ControlPlane, free_port
-from csr_signer_dev.identities import api_client, ensure_namespace
+from csr_signer_dev.controlplane import ControlPlane
+from csr_signer_dev.identities import ensure_namespace
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from signer.app import run_app
-from signer.config import Settings
 from signer.kube.errors import ApiError
 from signer.kube.trust import SyncResult, TrustPublisher
 from signer.pki.ca import generate_root
@@ -51,7 +48,17 @@ from signer.trust import (
 )
 from tests.data.csrs import build_csr_pem
 from tests.e2e.conftest import ClientFactory
-from tests.e2e.kube import create_csr, grant, install, ready, types, wait_final, wait_until
+from tests.e2e.kube import (
+    ca_secret,
+    create_csr,
+    grant,
+    install,
+    put_secret,
+    running_controller,
+    types,
+    wait_final,
+    wait_until,
+)
 
 CLUSTER_LOCAL = "csr-signer.dev/cluster-local"
 KNATIVE = "csr-signer.dev/knative-internal"
@@ -73,30 +80,16 @@ class Running:
 
 
 def tls_secret(
-    cert_pem: bytes,
-    key_pem: bytes,
-    *,
-    ca_crt: bytes | None = None,
-    next_ca: bytes | None = None,
+    cert_pem: bytes, key_pem: bytes, *, ca_crt: bytes | None = None, next_ca: bytes | None = None
 ) -> dict[str, Any]:
-    data = {"tls.crt": cert_pem, "tls.key": key_pem, "ca.crt": ca_crt, "next-ca.crt": next_ca}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": {"name": CA_SECRET, "namespace": NAMESPACE},
-        "data": {k: base64.b64encode(v).decode() for k, v in data.items() if v is not None},
-    }
-
-
-async def put_ca(admin: client.ApiClient, body: dict[str, Any]) -> None:
-    core = client.CoreV1Api(admin)
-    try:
-        await core.create_namespaced_secret(NAMESPACE, body)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-        await core.replace_namespaced_secret(CA_SECRET, NAMESPACE, body)
+    return ca_secret(
+        cert_pem,
+        key_pem,
+        name=CA_SECRET,
+        namespace=NAMESPACE,
+        roots_pem=ca_crt,
+        next_ca_pem=next_ca,
+    )
 
 
 async def role_for_controller(
@@ -164,32 +157,20 @@ async def controller(
         ],
     )
     ca1 = generate_root("trust e2e CA1", "ecdsa-p256", 30, dt.datetime.now(dt.UTC))
-    await put_ca(admin_api, tls_secret(*ca1))
-    port = free_port()
-    settings = Settings(
-        kubeconfig=installed.kubeconfig,
+    await put_secret(admin_api, tls_secret(*ca1))
+    async with running_controller(
+        control_plane,
+        installed,
         signer_names=SIGNERS,
-        policy_dir=installed.policy_dir,
         ca_secret_namespace=NAMESPACE,
         ca_secret_name=CA_SECRET,
-        leader_elect=True,
         lease_namespace=NAMESPACE,
         lease_name=LEASE,
         identity="trust-e2e-controller",
-        metrics_address=f"127.0.0.1:{port}",
         resync_seconds=RESYNC_SECONDS,
-        max_duration_seconds=7 * 24 * 3600,
-        default_duration_seconds=24 * 3600,
         trust_bundle_namespaces=(TRUST_NAMESPACE,),
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_app(settings, stop=stop))
-    await wait_until(lambda: ready(port), what="controller ready", timeout=30, task=task)
-    api = await api_client(control_plane, installed.creds)
-    yield Running(api=api, ca1=ca1)
-    stop.set()
-    assert await asyncio.wait_for(task, timeout=30) == 0
-    await api.close()
+    ) as running:
+        yield Running(api=running.api, ca1=ca1)
 
 
 # -- reading back what was published -------------------------------------------------------
@@ -295,7 +276,7 @@ def issuer_of(chain_b64: str) -> str:
 async def test_bundles_are_linked_to_each_signer_and_labeled_for_their_consumers(
     controller: Running, admin_api: client.ApiClient
 ) -> None:
-    await put_ca(admin_api, tls_secret(*controller.ca1))
+    await put_secret(admin_api, tls_secret(*controller.ca1))
     await wait_published(admin_api, ["trust e2e CA1"], "CA1 published")
     for signer in SIGNERS:
         bundle = await read_bundle(admin_api, signer)
@@ -320,20 +301,20 @@ async def test_ca_rotation_without_downtime(
     ca2_cert, ca2_key = generate_root("trust e2e CA2", "ecdsa-p384", 30, dt.datetime.now(dt.UTC))
 
     # 1. CA1 signs and is the only trust anchor.
-    await put_ca(admin_api, tls_secret(ca1_cert, ca1_key))
+    await put_secret(admin_api, tls_secret(ca1_cert, ca1_key))
     await wait_published(admin_api, ["trust e2e CA1"], "step 1: CA1 only")
     leaf1 = await issue(admin_api, client_as, f"rot1-{unique}")
     assert issuer_of(leaf1) == "trust e2e CA1"
     assert verifies(leaf1, await trust_bundle_pem(admin_api))
 
     # 2. CA2 is announced as next-ca.crt: trusted everywhere before it signs anything.
-    await put_ca(admin_api, tls_secret(ca1_cert, ca1_key, next_ca=ca2_cert))
+    await put_secret(admin_api, tls_secret(ca1_cert, ca1_key, next_ca=ca2_cert))
     await wait_published(admin_api, ["trust e2e CA1", "trust e2e CA2"], "step 2: CA1 + CA2")
     leaf2 = await issue(admin_api, client_as, f"rot2-{unique}")
     assert issuer_of(leaf2) == "trust e2e CA1", "the next CA is published, never used"
 
     # 3. Switch: CA2 signs; ca.crt keeps CA1 so its certificates still verify.
-    await put_ca(admin_api, tls_secret(ca2_cert, ca2_key, ca_crt=ca2_cert + ca1_cert))
+    await put_secret(admin_api, tls_secret(ca2_cert, ca2_key, ca_crt=ca2_cert + ca1_cert))
     await wait_published(admin_api, ["trust e2e CA2", "trust e2e CA1"], "step 3: switched")
     leaf3 = await issue(admin_api, client_as, f"rot3-{unique}")
     assert issuer_of(leaf3) == "trust e2e CA2"
@@ -343,7 +324,7 @@ async def test_ca_rotation_without_downtime(
     assert not verifies(leaf3, ca1_cert) and verifies(leaf3, ca2_cert)
 
     # 4. After the grace period (the longest CA1 leaf has expired), CA1 leaves the bundles.
-    await put_ca(admin_api, tls_secret(ca2_cert, ca2_key, ca_crt=ca2_cert))
+    await put_secret(admin_api, tls_secret(ca2_cert, ca2_key, ca_crt=ca2_cert))
     await wait_published(admin_api, ["trust e2e CA2"], "step 4: CA2 only")
     bundle = await trust_bundle_pem(admin_api)
     assert verifies(leaf3, bundle)
@@ -353,7 +334,7 @@ async def test_ca_rotation_without_downtime(
 async def test_drift_is_repaired_by_the_periodic_resync(
     controller: Running, admin_api: client.ApiClient
 ) -> None:
-    await put_ca(admin_api, tls_secret(*controller.ca1))
+    await put_secret(admin_api, tls_secret(*controller.ca1))
     await wait_published(admin_api, ["trust e2e CA1"], "CA1 published")
     intruder, _ = generate_root("intruder", "ecdsa-p256", 1, dt.datetime.now(dt.UTC))
     bundle = await read_bundle(admin_api, KNATIVE)

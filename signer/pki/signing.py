@@ -95,14 +95,6 @@ class Issued:
     certificate: x509.Certificate = field(repr=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    usages: MappedUsages
-    not_before: datetime
-    not_after: datetime
-    cut_to_ca: bool
-
-
 def issue(
     csr: CsrView,
     ca: CaBundle,
@@ -113,17 +105,21 @@ def issue(
     limits: SigningLimits,
 ) -> Issued | Refusal:
     """Sign `csr` with `ca`, or say why not. Never raises for a bad request."""
-    plan = _plan(
-        csr, ca, usages=usages, now=now, requested_seconds=requested_seconds, limits=limits
-    )
-    if isinstance(plan, Refusal):
-        return plan
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    # X.509 times have whole seconds; truncate first so what we report is
+    # exactly what the certificate says.
+    now = now.replace(microsecond=0)
+    mapped = _check(csr, ca, usages, now)
+    if isinstance(mapped, Refusal):
+        return mapped
+    not_before, not_after, cut_to_ca = _validity(ca, now, limits.lifetime(requested_seconds))
     request = csr.csr
     try:
         public_key = request.public_key()
         extensions = [
             _LEAF_CONSTRAINTS,
-            *_usage_extensions(plan.usages),
+            *_usage_extensions(mapped),
             *_san_extensions(csr),
             x509.Extension(
                 ExtensionOID.SUBJECT_KEY_IDENTIFIER,
@@ -140,8 +136,8 @@ def issue(
             subject_name=request.subject,
             public_key=public_key,
             serial_number=serial,
-            not_valid_before=plan.not_before,
-            not_valid_after=plan.not_after,
+            not_valid_before=not_before,
+            not_valid_after=not_after,
             extensions=extensions,
         ).sign(ca.key, ca.hash_algorithm)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -149,27 +145,17 @@ def issue(
     return Issued(
         certificate_pem=cert.public_bytes(serialization.Encoding.PEM) + ca.chain_pem,
         serial_number=serial,
-        not_before=plan.not_before,
-        not_after=plan.not_after,
-        cut_to_ca=plan.cut_to_ca,
+        not_before=not_before,
+        not_after=not_after,
+        cut_to_ca=cut_to_ca,
         certificate=cert,
     )
 
 
-def _plan(
-    csr: CsrView,
-    ca: CaBundle,
-    *,
-    usages: Sequence[str],
-    now: datetime,
-    requested_seconds: int | None,
-    limits: SigningLimits,
-) -> _Plan | Refusal:
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware (UTC)")
-    # X.509 times have whole seconds; truncate first so what we report is
-    # exactly what the certificate says.
-    now = now.replace(microsecond=0)
+def _check(
+    csr: CsrView, ca: CaBundle, usages: Sequence[str], now: datetime
+) -> MappedUsages | Refusal:
+    """Every reason not to sign, in a fixed order; else the mapped usages."""
     if now >= ca.not_after:
         return Refusal(
             reason="CAExpired",
@@ -190,19 +176,16 @@ def _plan(
             reason="NoIdentity",
             message="the request has neither a subject nor DNS, IP, URI or email SANs",
         )
-    mapped = map_usages(usages)
-    if isinstance(mapped, Refusal):
-        return mapped
-    lifetime = limits.lifetime(requested_seconds)
+    return map_usages(usages)
+
+
+def _validity(ca: CaBundle, now: datetime, lifetime: timedelta) -> tuple[datetime, datetime, bool]:
+    """(NotBefore, NotAfter, whether NotAfter was cut to the CA's), as the module says."""
     not_before = now - BACKDATE
     not_after = now + lifetime if lifetime < SHORT_LIVED else not_before + lifetime
-    cut = not_after > ca.not_after
-    return _Plan(
-        usages=mapped,
-        not_before=not_before,
-        not_after=ca.not_after if cut else not_after,
-        cut_to_ca=cut,
-    )
+    if not_after > ca.not_after:
+        return not_before, ca.not_after, True
+    return not_before, not_after, False
 
 
 def _usage_extensions(mapped: MappedUsages) -> list[x509.Extension[x509.ExtensionType]]:

@@ -1,9 +1,12 @@
-"""The apiserver's own limit: the controller's API traffic with no policy and no crypto.
+"""A same-stack baseline: the controller's API traffic with no policy and no crypto.
 
 Same client stack, watch, queue and writes as `csr-signer run` (approve through
 /approval, upload a certificate through /status, one Event for each), but the
 decision is "approve" and the certificate is one fixed PEM made at start-up.
-`bench_controller.py` runs it beside the real controller to compute the ratio.
+`bench_controller.py` runs it beside the real controller to compute the ratio:
+the cost of deciding and signing on top of our own client stack. It is not the
+apiserver's limit (a leaner client could go faster) and not a comparison with
+other signers.
 
     python benchmarks/null_controller.py KUBECONFIG SIGNER_NAME WORKERS
 """

@@ -32,9 +32,9 @@ Metrics (Prometheus names; also in docs/metrics.md):
     Failed Kubernetes API calls. ``kind``: one of `API_ERROR_KINDS` (the
     ``kind`` of `signer.kube.errors.ApiError`), else ``other``. ``verb``: one
     of `API_VERBS`, else ``other``.
-``csr_signer_ca_not_after_timestamp_seconds`` gauge
-    NotAfter of the serving CA certificate, as a Unix time; absent until a CA
-    has been loaded. Alert on ``... - time() < 30 * 86400``.
+``csr_signer_ca_not_after_timestamp_seconds{signer}`` gauge
+    NotAfter of the CA that signs for ``signer``, as a Unix time; absent until
+    that CA has been loaded. Alert on ``... - time() < 30 * 86400``.
 ``csr_signer_policy_reloads_total{result}`` counter
     Policy (re)loads. ``result``: ``success``, ``failure``.
 ``csr_signer_policies_valid`` gauge
@@ -88,6 +88,7 @@ SIGNING_FAILURE_REASONS: Final = frozenset(
         "CAExpired",
         "CANotYetValid",
         "SigningFailed",
+        "CertificateTooLarge",  # the API refused to store the certificate (413 / etcd)
     }
 )
 OTHER_REASON: Final = "Other"
@@ -100,6 +101,7 @@ API_ERROR_KINDS: Final = frozenset(
         "invalid",
         "server",
         "timeout",
+        "too_large",
         "transport",
         OTHER,
     }

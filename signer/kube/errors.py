@@ -61,6 +61,19 @@ class Timeout(ApiError):
     transient = True
 
 
+class TooLarge(ApiError):
+    """413, or etcd's "request is too large": the object can never be stored as sent.
+
+    Retrying the same write cannot succeed, so this is not transient: the caller
+    must write something smaller (a Failed condition) or give up.
+    """
+
+    kind = "too_large"
+
+
+_ETCD_TOO_LARGE = "request is too large"
+
+
 _BY_STATUS: dict[int, type[ApiError]] = {
     404: NotFound,
     409: Conflict,
@@ -75,8 +88,11 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 
 def status_error(status: int, body: bytes | str | None) -> ApiError:
     """An error for an HTTP status and its (JSON Status) body."""
+    message = _message(body)
+    if status == 413 or _ETCD_TOO_LARGE in message:
+        return TooLarge(f"{status}: {message}", status)
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
-    return cls(f"{status}: {_message(body)}", status)
+    return cls(f"{status}: {message}", status)
 
 
 def classify(exc: BaseException) -> ApiError:

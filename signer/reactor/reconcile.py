@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from signer.kube.errors import ApiError, Conflict, NotFound
+from signer.kube.errors import ApiError, Conflict, NotFound, TooLarge
 from signer.models import CsrView, Decision, Outcome, Refusal
 from signer.pki.ca import CaBundle
 from signer.pki.parsing import CsrParseError, parse_csr
@@ -223,15 +223,22 @@ class Reconciler:
                 self._metrics.signing_failed(signer, outcome.reason)
                 log.error("%s: cannot sign: %s", state.name, outcome.message)
                 return True
-            self._metrics.signing_failed(signer, outcome.reason)
-            raw = await self._writer.fail(raw, outcome.reason, outcome.message)
-            self._cache.apply("MODIFIED", raw)
-            await self._writer.event(raw, "Warning", "SigningFailed", outcome.message)
-            log.info(
-                "%s: signing refused: %s", state.name, outcome.message, extra={"csr": state.name}
+            await self._refuse(raw, state, outcome)
+            return False
+        try:
+            raw = await self._writer.upload_certificate(raw, outcome.certificate_pem)
+        except TooLarge as exc:
+            # Retrying cannot help: say so on the CSR, in a write that is small.
+            await self._refuse(
+                raw,
+                state,
+                Refusal(
+                    "CertificateTooLarge",
+                    f"the certificate ({len(outcome.certificate_pem)} bytes of PEM) is too large "
+                    f"for the API to store ({exc}); request fewer names",
+                ),
             )
             return False
-        raw = await self._writer.upload_certificate(raw, outcome.certificate_pem)
         self._cache.apply("MODIFIED", raw)
         self._metrics.issued(signer)
         if state.created is not None:
@@ -246,6 +253,14 @@ class Reconciler:
         await self._writer.event(raw, "Normal", "Issued", message)
         log.info("%s: %s", state.name, message, extra={"csr": state.name})
         return False
+
+    async def _refuse(self, raw: RawCsr, state: CsrState, refusal: Refusal) -> None:
+        """Mark the CSR Failed with the refusal's reason: final, never signed."""
+        self._metrics.signing_failed(state.request.signer_name, refusal.reason)
+        raw = await self._writer.fail(raw, refusal.reason, refusal.message)
+        self._cache.apply("MODIFIED", raw)
+        await self._writer.event(raw, "Warning", "SigningFailed", refusal.message)
+        log.info("%s: signing refused: %s", state.name, refusal.message, extra={"csr": state.name})
 
     def _issue(
         self,

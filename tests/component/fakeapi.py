@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from signer.kube.errors import ApiError, Conflict, ServerError
+from signer.kube.errors import ApiError, Conflict, ServerError, status_error
 from signer.reactor.state import RawCsr
 from tests.data.csrs import build_csr_pem
 
@@ -59,6 +60,8 @@ class FakeCsrApi:
     writes: list[tuple[str, str]] = field(default_factory=list)
     fail_next: list[ApiError] = field(default_factory=list)
     """Errors to raise from the next writes, in order."""
+    max_object_bytes: int | None = None
+    """Like etcd's request size limit: a write that makes the object larger fails."""
 
     def add(self, raw: RawCsr) -> RawCsr:
         self.objects[raw["metadata"]["name"]] = copy.deepcopy(raw)
@@ -81,6 +84,11 @@ class FakeCsrApi:
         stored = self.objects[name]
         if stored["metadata"]["resourceVersion"] != raw["metadata"]["resourceVersion"]:
             raise Conflict("409 Conflict: the object has been modified", 409)
+        candidate = copy.deepcopy(stored)
+        change(candidate)
+        size = len(json.dumps(candidate))
+        if self.max_object_bytes is not None and size > self.max_object_bytes:
+            raise status_error(500, json.dumps({"message": "etcdserver: request is too large"}))
         change(stored)
         stored["metadata"]["resourceVersion"] = str(int(stored["metadata"]["resourceVersion"]) + 1)
         self.writes.append((verb, name))

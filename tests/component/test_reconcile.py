@@ -314,3 +314,18 @@ async def test_a_signer_without_its_ca_waits_while_others_sign(
     assert ("signing_failed", "CAUnavailable") in h.metrics.calls
     local = await h.run(make_raw("local", username="alice", conditions=("Approved",)))
     assert local["status"].get("certificate")
+
+
+async def test_a_certificate_too_large_to_store_fails_the_csr_instead_of_retrying(
+    h: Harness,
+) -> None:
+    names = [f"n{i}.team-a.svc" for i in range(2000)]
+    pem = build_csr_pem(dns_names=names)
+    h.api.max_object_bytes = len(pem) * 2 + 20_000  # the request fits; its certificate does not
+    obj = await h.run(make_raw("huge", username="alice", conditions=("Approved",), pem=pem))
+    assert "certificate" not in obj["status"]
+    failed = [c for c in obj["status"]["conditions"] if c["type"] == "Failed"]
+    assert [c["reason"] for c in failed] == ["CertificateTooLarge"]
+    assert "request is too large" in failed[0]["message"]
+    assert ("signing_failed", "CertificateTooLarge") in h.metrics.calls
+    assert h.queue.depth == 0, "not retried: the CSR is final"

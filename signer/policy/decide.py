@@ -60,7 +60,12 @@ def decide(
             reason += " and the signer's whenNoPolicyApplies is deny"
         return Decision(outcome, reasons=(reason,))
 
-    facts = RequestFacts.of(request, csr, cluster_domain=cluster_domain)
+    facts = RequestFacts.of(
+        request,
+        csr,
+        cluster_domain=cluster_domain,
+        max_dns_names=policies.max_dns_names(signer_name),
+    )
     violations: list[Violation] = []
     for policy in candidates:
         found = evaluate(policy, facts)

@@ -14,13 +14,21 @@ flood a condition message. Key material is never quoted.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from signer.models import CsrRequest, CsrView, KeyInfo, Usage
 from signer.pki.keys import RSA_EXPONENT
 from signer.policy.patterns import Bindings, Pattern
-from signer.policy.schema import CURVES, EcdsaKeys, KeyRule, Policy, RsaKeys
+from signer.policy.schema import (
+    CURVES,
+    DEFAULT_MAX_DNS_NAMES,
+    EcdsaKeys,
+    KeyRule,
+    Policy,
+    RsaKeys,
+)
 
 F_DNS = "spec.request dnsNames"
 F_IPS = "spec.request ipAddresses"
@@ -34,6 +42,8 @@ F_USAGES = "spec.usages"
 FIELDS = (F_DNS, F_IPS, F_URIS, F_EMAILS, F_OTHER_SANS, F_SUBJECT, F_CA, F_KEY, F_USAGES)
 """The order in which violations are reported."""
 _MAX_QUOTED = 256
+MAX_VIOLATIONS_PER_FIELD = 20
+"""Evaluation of a field stops after this many violations (Decision.summary shows 20)."""
 _KNOWN_USAGES = frozenset(u.value for u in Usage)
 _CURVE_LABELS = {v: k for k, v in CURVES.items()}
 T = TypeVar("T")
@@ -58,9 +68,18 @@ class RequestFacts:
     bindings: Bindings
     requester: str
     """How reasons name the requester: `requester namespace "ns"` or `requester "user"`."""
+    max_dns_names: int = DEFAULT_MAX_DNS_NAMES
+    """The signer's default for policies that set no `allowed.maxDnsNames`."""
 
     @classmethod
-    def of(cls, request: CsrRequest, csr: CsrView, *, cluster_domain: str) -> RequestFacts:
+    def of(
+        cls,
+        request: CsrRequest,
+        csr: CsrView,
+        *,
+        cluster_domain: str,
+        max_dns_names: int = DEFAULT_MAX_DNS_NAMES,
+    ) -> RequestFacts:
         sa = request.requester.serviceaccount
         if sa is not None:
             bindings = Bindings(sa.namespace, sa.name, cluster_domain)
@@ -68,7 +87,13 @@ class RequestFacts:
         else:
             bindings = Bindings(None, None, cluster_domain)
             who = f"requester {quote(request.requester.username)}"
-        return cls(csr=csr, usages=request.usages, bindings=bindings, requester=who)
+        return cls(
+            csr=csr,
+            usages=request.usages,
+            bindings=bindings,
+            requester=who,
+            max_dns_names=max_dns_names,
+        )
 
 
 def quote(value: str) -> str:
@@ -89,25 +114,45 @@ def evaluate(policy: Policy, facts: RequestFacts) -> list[Violation]:
     def add(field: str, message: str) -> None:
         out.append(Violation(name, field, message))
 
-    # _unique: a name listed twice is one problem, reported once.
-    for dns in _unique(csr.dns_names):
-        if len(dns) > 253 or not _any_match(allowed.dns_names, dns, b):
-            add(F_DNS, f"{quote(dns)} is not allowed for {facts.requester}")
+    def names(field: str, values: tuple[T, ...], ok: Callable[[T], bool], why: str) -> None:
+        """One violation per value not allowed (a value listed twice counts once), at
+        most `MAX_VIOLATIONS_PER_FIELD`: a hostile request with 100,000 names must not
+        cost 100,000 evaluations and messages; the first ones are enough to act on."""
+        bad = 0
+        for value in _unique(values):
+            if ok(value):
+                continue
+            bad += 1
+            if bad > MAX_VIOLATIONS_PER_FIELD:
+                add(field, f"more values are not allowed (only the first {bad - 1} are listed)")
+                return
+            add(field, f"{quote(str(value))} {why}")
+
+    limit = allowed.max_dns_names or facts.max_dns_names
     found = len(set(csr.dns_names))
+    if found > limit:
+        add(F_DNS, f"{found} DNS names requested, at most {limit} allowed")
+    denied_for = f"is not allowed for {facts.requester}"
+    names(
+        F_DNS,
+        csr.dns_names,
+        lambda d: len(d) <= 253 and _any_match(allowed.dns_names, d, b),
+        denied_for,
+    )
     if found < policy.required.min_dns_names:
         n = policy.required.min_dns_names
         add(F_DNS, f"at least {n} DNS name{'s' if n > 1 else ''} required, found {found}")
-    for ip in _unique(csr.ip_addresses):
-        if not any(ip in net for net in allowed.ip_ranges):
-            add(F_IPS, f"{quote(str(ip))} is not in an allowed range")
-    for uri in _unique(csr.uris):
-        if not _any_match(allowed.uris, uri, b):
-            add(F_URIS, f"{quote(uri)} is not allowed for {facts.requester}")
-    for email in _unique(csr.emails):
-        if not _any_match(allowed.emails, email, b):
-            add(F_EMAILS, f"{quote(email)} is not allowed for {facts.requester}")
-    for other in _unique(csr.other_sans):
-        add(F_OTHER_SANS, f"{quote(other)} is not a kind of name this signer issues")
+    names(
+        F_IPS,
+        csr.ip_addresses,
+        lambda ip: any(ip in n for n in allowed.ip_ranges),
+        "is not in an allowed range",
+    )
+    names(F_URIS, csr.uris, lambda u: _any_match(allowed.uris, u, b), denied_for)
+    names(F_EMAILS, csr.emails, lambda e: _any_match(allowed.emails, e, b), denied_for)
+    names(
+        F_OTHER_SANS, csr.other_sans, lambda _o: False, "is not a kind of name this signer issues"
+    )
 
     for message in _subject(policy, facts):
         add(F_SUBJECT, message)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from types import MappingProxyType
 
 from signer.models import Outcome
-from signer.policy.schema import Policy, SignerSettings
+from signer.policy.schema import DEFAULT_MAX_DNS_NAMES, Policy, SignerSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,11 @@ class PolicySet:
         if settings is not None and settings.when_no_policy_applies == "deny":
             return Outcome.DENY
         return Outcome.ABSTAIN
+
+    def max_dns_names(self, signer_name: str) -> int:
+        """The signer's default for policies that set no `allowed.maxDnsNames`."""
+        settings = self.signers.get(signer_name)
+        return settings.max_dns_names if settings is not None else DEFAULT_MAX_DNS_NAMES
 
     def max_lifetime(self, signer_name: str, policy_name: str | None) -> timedelta | None:
         """The approving policy's lifetime cap for this signer, None if it sets none.

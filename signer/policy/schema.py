@@ -29,6 +29,8 @@ _POLICY_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SIGNER_NAME = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
+DEFAULT_MAX_DNS_NAMES = 100
+"""Per policy, unless the policy or its signer's settings say otherwise."""
 MIN_LIFETIME = timedelta(minutes=10)
 """The apiserver rejects spec.expirationSeconds below 600; a shorter cap is a typo."""
 CA_USAGES = frozenset({Usage.CERT_SIGN, Usage.CRL_SIGN})
@@ -211,6 +213,10 @@ class Allowed(_Model):
 
     dns_names: tuple[DnsPattern, ...] = ()
     ip_ranges: tuple[IpRange, ...] = ()
+    max_dns_names: int | None = Field(default=None, ge=1, le=10_000)
+    """At most this many DNS names (None: the signer's `maxDnsNames`, default 100).
+    A certificate with tens of thousands of names is too large to store, and costs
+    the signer real CPU to evaluate and sign."""
     uris: tuple[UriPattern, ...] = ()
     emails: tuple[EmailPattern, ...] = ()
     subject: SubjectRules = SubjectRules()
@@ -269,6 +275,8 @@ class SignerSettings(_Model):
     name: SignerName
     when_no_policy_applies: Literal["abstain", "deny"] = "abstain"
     """`abstain` leaves the CSR Pending for a human; `deny` closes it."""
+    max_dns_names: int = Field(default=DEFAULT_MAX_DNS_NAMES, ge=1, le=10_000)
+    """The default of every policy's `allowed.maxDnsNames` for this signer."""
 
 
 class PolicyDocument(_Model):

@@ -424,3 +424,73 @@ def test_long_request_values_are_truncated_in_reasons() -> None:
     assert decision.reasons == (
         f'test: spec.request uris: "{uri[:256]}"... is not allowed for requester namespace "team-a"',
     )
+
+
+# --- bounded work: maxDnsNames and the violation cap -------------------------------------
+
+MANY = [f"n{i}.team-a.svc" for i in range(150)]
+ANY_LABEL_IN_NS = {"dnsNames": ["{label}.{namespace}.svc"]}
+
+
+@pytest.mark.parametrize(
+    ("policies", "names", "outcome", "reason"),
+    [
+        pytest.param(
+            one_policy(allowed=ANY_LABEL_IN_NS),
+            MANY[:100],
+            APPROVE,
+            None,
+            id="up-to-the-default-100-names-is-fine",
+        ),
+        pytest.param(
+            one_policy(allowed=ANY_LABEL_IN_NS),
+            MANY,
+            DENY,
+            "test: spec.request dnsNames: 150 DNS names requested, at most 100 allowed",
+            id="over-the-default-100-names-is-denied",
+        ),
+        pytest.param(
+            one_policy(allowed={**ANY_LABEL_IN_NS, "maxDnsNames": 2}),
+            MANY[:3],
+            DENY,
+            "3 DNS names requested, at most 2 allowed",
+            id="a-policy-sets-its-own-maximum",
+        ),
+        pytest.param(
+            policy_set(
+                f"""
+signers:
+  - name: {TEST_SIGNER}
+    maxDnsNames: 200
+policies:
+  - name: test
+    signerNames: [{TEST_SIGNER}]
+    requesters: {{serviceAccounts: [{{namespaces: ["{{label}}"]}}]}}
+    allowed: {{dnsNames: ["{{label}}.{{namespace}}.svc"]}}
+"""
+            ),
+            MANY,
+            APPROVE,
+            None,
+            id="the-signer-settings-raise-the-default",
+        ),
+    ],
+)
+def test_max_dns_names(
+    policies: PolicySet, names: list[str], outcome: Outcome, reason: str | None
+) -> None:
+    decision = decide(req(dns_names=names), policies)
+    assert decision.outcome is outcome, decision.reasons[:3]
+    if reason is not None:
+        assert any(reason in r for r in decision.reasons)
+
+
+def test_violations_per_field_are_bounded() -> None:
+    names = [f"bad{i}.elsewhere.svc" for i in range(5000)]
+    policies = one_policy(allowed={**ANY_LABEL_IN_NS, "maxDnsNames": 10_000})
+    decision = decide(req(dns_names=names), policies)
+    assert decision.outcome is DENY
+    assert len(decision.reasons) == 21
+    assert decision.reasons[-1] == (
+        "test: spec.request dnsNames: more values are not allowed (only the first 20 are listed)"
+    )

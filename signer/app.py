@@ -38,7 +38,7 @@ from signer.policy import PolicyLoadError, PolicySet, bundled_policies_dir, load
 from signer.policy.loader import fingerprint as policy_fingerprint
 from signer.reactor.cache import CsrCache
 from signer.reactor.queueing import WorkQueue, run_worker
-from signer.reactor.reconcile import Reconciler, Snapshot
+from signer.reactor.reconcile import Reconciler, RequestCaps, Snapshot
 from signer.reactor.state import is_final, requester_lane
 from signer.telemetry import Telemetry
 from signer.trust import TrustTargets
@@ -295,6 +295,9 @@ class Controller:
             snapshot=sources.snapshot,
             metrics=telemetry,
             clock=utcnow,
+            caps=RequestCaps(
+                max_request_bytes=settings.max_request_bytes, max_sans=settings.max_sans
+            ),
         )
         # The instance label is the Lease's namespace: one installation per namespace.
         targets = TrustTargets(

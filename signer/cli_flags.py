@@ -81,6 +81,10 @@ _FLAGS: dict[str, _Flag] = {
     "cluster_trust_bundles": _Flag(
         "--cluster-trust-bundles", None, "publish a ClusterTrustBundle per signer name", "switch"
     ),
+    "max_request_bytes": _Flag(
+        "--max-request-bytes", "BYTES", "largest spec.request evaluated (1024-1048576)"
+    ),
+    "max_sans": _Flag("--max-sans", "N", "most SANs in one request (1-10000)"),
     "signer_cas": _Flag(
         "--signer-ca",
         "SIGNER=NAMESPACE/NAME",

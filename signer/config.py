@@ -69,6 +69,8 @@ _RANGES: dict[str, tuple[int, int]] = {
     "lease_duration_seconds": (2, 3600),
     "renew_deadline_seconds": (1, 3600),
     "retry_period_seconds": (1, 3600),
+    "max_request_bytes": (1024, 1024 * 1024),
+    "max_sans": (1, 10_000),
 }
 """Inclusive bounds of the integer settings that have nothing more to check than that."""
 
@@ -220,6 +222,11 @@ class Settings(BaseSettings):
     """The ConfigMap data key holding the PEM bundle."""
     cluster_trust_bundles: bool = True
     """Publish a ClusterTrustBundle (certificates.k8s.io/v1beta1) per signer name."""
+    max_request_bytes: int = 65_536
+    """Largest spec.request (decoded) evaluated at all; larger is Denied or Failed unread.
+    Typical requests are 0.5-4 KiB; memory and CPU per CSR follow this bound."""
+    max_sans: int = 256
+    """Most subject alternative names (all kinds) in one request; more is Denied/Failed."""
     signer_cas: tuple[str, ...] = ()
     """``SIGNER=NAMESPACE/NAME``: the CA Secret of one signer name. A signer without an
     entry signs with the ``ca_secret_*`` Secret. One CA per signer keeps the trust apart:

@@ -15,11 +15,12 @@ Security invariants, checked here and nowhere else:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from signer.kube.errors import ApiError, Conflict, NotFound, TooLarge
 from signer.models import CsrView, Decision, Outcome, Refusal
@@ -32,6 +33,7 @@ from signer.reactor.queueing import WorkQueue
 from signer.reactor.state import CsrState, RawCsr, read_state
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 APPROVED_REASON = "PolicyApproved"
 DENIED_REASON = "PolicyDenied"
@@ -63,6 +65,26 @@ class Metrics(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class RequestCaps:
+    """Bounds on what one request may cost, checked before policy and signing.
+
+    Memory and CPU follow request bytes (parsing, the signature check, evaluating and
+    signing each name), so a few tenants with megabyte CSRs could exhaust the
+    controller. Over a cap the CSR is Denied (policy path) or Failed (approved by a
+    human) with a reason that names the cap.
+    """
+
+    max_request_bytes: int = 65_536
+    max_sans: int = 256
+    offload_bytes: int = 8_192
+    """Requests larger than this are parsed, decided and signed in a worker thread, so
+    the event loop keeps serving probes and watches; small ones stay inline (cheaper)."""
+
+
+DEFAULT_CAPS = RequestCaps()
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Configuration in force for one reconcile (policies and CA hot-reload)."""
 
@@ -84,6 +106,7 @@ class Reconciler:
         snapshot: Callable[[], Snapshot],
         metrics: Metrics,
         clock: Callable[[], dt.datetime],
+        caps: RequestCaps = RequestCaps(),
     ) -> None:
         self._signer_names = signer_names
         self._cache = cache
@@ -92,6 +115,7 @@ class Reconciler:
         self._snapshot = snapshot
         self._metrics = metrics
         self._clock = clock
+        self._caps = caps
 
     async def __call__(self, name: str) -> None:
         """Reconcile `name` from the cache; requeue with backoff on API errors."""
@@ -136,11 +160,12 @@ class Reconciler:
             return False
         snapshot = self._snapshot()
         policy_name: str | None = None
-        view = _parse(state)  # once, for deciding and for signing
+        # Parsed once, for deciding and for signing; large requests off the event loop.
+        view = await self._cpu(state, _parse, state, self._caps)
         if not state.approved:
             if snapshot.policies is None:
                 return True  # policies not loaded yet: nothing to decide with
-            decision = self._decide(state, snapshot, view)
+            decision = await self._cpu(state, self._decide, state, snapshot, view)
             self._metrics.decision(signer, decision.outcome, decision.policy)
             if decision.outcome is Outcome.ABSTAIN:
                 await self._abstain(state, decision, view)
@@ -163,7 +188,7 @@ class Reconciler:
             # policy, if one would approve, still caps the lifetime.
             if snapshot.policies is None:
                 return True  # the approving policy's lifetime cap is not known yet
-            again = self._decide(state, snapshot, view)
+            again = await self._cpu(state, self._decide, state, snapshot, view)
             policy_name = again.policy if again.outcome is Outcome.APPROVE else None
         return await self._sign(raw, state, snapshot, policy_name, view)
 
@@ -173,6 +198,11 @@ class Reconciler:
         assert snapshot.policies is not None
         if state.problem is not None:
             return Decision(Outcome.DENY, reasons=(state.problem,))
+        if isinstance(view, CsrParseError) and snapshot.policies.governs(state.request.signer_name):
+            message = str(view)  # decided here: decide() would parse it a second time
+            if not message.startswith("spec.request"):
+                message = f"spec.request: {message}"
+            return Decision(Outcome.DENY, reasons=(message,))
         return decide(
             state.request,
             snapshot.policies,
@@ -217,7 +247,7 @@ class Reconciler:
             # No valid CA: readiness says so; counted per attempt, retried with backoff.
             self._metrics.signing_failed(signer, CA_UNAVAILABLE)
             return True
-        outcome = self._issue(state, snapshot, ca, policy_name, view)
+        outcome = await self._cpu(state, self._issue, state, snapshot, ca, policy_name, view)
         if isinstance(outcome, Refusal):
             if outcome.reason in CA_REFUSALS:
                 self._metrics.signing_failed(signer, outcome.reason)
@@ -254,6 +284,12 @@ class Reconciler:
         log.info("%s: %s", state.name, message, extra={"csr": state.name})
         return False
 
+    async def _cpu(self, state: CsrState, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run CPU-bound `fn` inline, or in a worker thread for a large request."""
+        if len(state.request.request) > self._caps.offload_bytes:
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
+
     async def _refuse(self, raw: RawCsr, state: CsrState, refusal: Refusal) -> None:
         """Mark the CSR Failed with the refusal's reason: final, never signed."""
         self._metrics.signing_failed(state.request.signer_name, refusal.reason)
@@ -284,11 +320,25 @@ class Reconciler:
         )
 
 
-def _parse(state: CsrState) -> CsrView | CsrParseError:
+def _parse(state: CsrState, caps: RequestCaps) -> CsrView | CsrParseError:
+    size = len(state.request.request)
+    if size > caps.max_request_bytes:
+        return CsrParseError(
+            f"spec.request is {size} bytes, over this signer's limit of "
+            f"{caps.max_request_bytes} (--max-request-bytes)"
+        )
     try:
-        return parse_csr(state.request.request)
+        view = parse_csr(state.request.request)
     except CsrParseError as exc:
         return exc
+    sans = len(view.dns_names) + len(view.ip_addresses) + len(view.uris) + len(view.emails)
+    sans += len(view.other_sans)
+    if sans > caps.max_sans:
+        return CsrParseError(
+            f"spec.request has {sans} subject alternative names, over this signer's limit "
+            f"of {caps.max_sans} (--max-sans)"
+        )
+    return view
 
 
 __all__ = ["CsrWriter", "Metrics", "NotFound", "Reconciler", "Snapshot"]

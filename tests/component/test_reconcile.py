@@ -14,7 +14,7 @@ from signer.pki.signing import SigningLimits
 from signer.policy import PolicySet, bundled_policies_dir, load_policies
 from signer.reactor.cache import CsrCache
 from signer.reactor.queueing import WorkQueue
-from signer.reactor.reconcile import Reconciler, Snapshot
+from signer.reactor.reconcile import DEFAULT_CAPS, Reconciler, RequestCaps, Snapshot
 from tests.component.fakeapi import FakeCsrApi, RecordingMetrics, make_raw
 from tests.data.csrs import KeyType, build_csr_pem
 
@@ -35,8 +35,14 @@ def ca() -> CaBundle:
     return load_ca(cert, key, now=NOW)
 
 
+UNCAPPED = RequestCaps(max_request_bytes=1 << 20, max_sans=10_000)
+"""For tests of what lies behind the caps."""
+
+
 class Harness:
-    def __init__(self, policies: PolicySet | None, ca: CaBundle | None) -> None:
+    def __init__(
+        self, policies: PolicySet | None, ca: CaBundle | None, caps: RequestCaps = DEFAULT_CAPS
+    ) -> None:
         self.api = FakeCsrApi()
         self.cache = CsrCache()
         self.queue = WorkQueue(base_delay=10.0)  # retries must not fire during a test
@@ -55,6 +61,7 @@ class Harness:
             snapshot=lambda: self.snapshot,
             metrics=self.metrics,
             clock=lambda: NOW,
+            caps=caps,
         )
 
     async def run(self, raw: dict[str, object]) -> dict[str, object]:
@@ -211,14 +218,59 @@ async def test_approved_csr_waits_for_policies_so_their_lifetime_cap_applies(ca:
 
 
 async def test_a_csr_with_thousands_of_bad_names_is_denied_with_a_bounded_message(
-    h: Harness,
+    policies: PolicySet, ca: CaBundle
 ) -> None:
+    h = Harness(policies, ca, UNCAPPED)
     names = tuple(f"host{i}.team-b.svc" for i in range(2000))
     obj = await h.run(make_raw("hostile", dns_names=names))
     assert h.conditions("hostile") == ["Denied"]
     message = obj["status"]["conditions"][0]["message"]
     assert len(message) < 5000
     assert "more" in message
+
+
+@pytest.mark.parametrize(
+    ("caps", "conditions", "outcome", "says"),
+    [
+        pytest.param(
+            RequestCaps(max_sans=10),
+            (),
+            "Denied",
+            "has 11 subject alternative names, over this signer's limit of 10 (--max-sans)",
+            id="too-many-sans-is-denied-before-policy",
+        ),
+        pytest.param(
+            RequestCaps(max_request_bytes=300),
+            (),
+            "Denied",
+            "over this signer's limit of 300 (--max-request-bytes)",
+            id="too-many-bytes-is-denied-unread",
+        ),
+        pytest.param(
+            RequestCaps(max_sans=10),
+            ("Approved",),
+            "Failed",
+            "(--max-sans)",
+            id="a-human-approved-request-over-a-cap-is-failed-never-signed",
+        ),
+    ],
+)
+async def test_request_caps(
+    policies: PolicySet,
+    ca: CaBundle,
+    caps: RequestCaps,
+    conditions: tuple[str, ...],
+    outcome: str,
+    says: str,
+) -> None:
+    h = Harness(policies, ca, caps)
+    names = tuple(f"n{i}.team-a.svc" for i in range(11))
+    username = "alice" if conditions else "system:serviceaccount:team-a:app"
+    obj = await h.run(make_raw("big", dns_names=names, username=username, conditions=conditions))
+    assert "certificate" not in obj["status"]
+    last = obj["status"]["conditions"][-1]
+    assert last["type"] == outcome
+    assert says in last["message"]
 
 
 @pytest.mark.parametrize(
@@ -317,8 +369,9 @@ async def test_a_signer_without_its_ca_waits_while_others_sign(
 
 
 async def test_a_certificate_too_large_to_store_fails_the_csr_instead_of_retrying(
-    h: Harness,
+    policies: PolicySet, ca: CaBundle
 ) -> None:
+    h = Harness(policies, ca, UNCAPPED)
     names = [f"n{i}.team-a.svc" for i in range(2000)]
     pem = build_csr_pem(dns_names=names)
     h.api.max_object_bytes = len(pem) * 2 + 20_000  # the request fits; its certificate does not

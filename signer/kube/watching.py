@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 ListFn = Callable[..., Awaitable[Any]]
 """A generated `list_*` method of kubernetes_asyncio (called with _preload_content=False)."""
 
-PAGE_SIZE = 500
+PAGE_SIZE = 50
+"""Objects per list page. A CSR may be up to etcd's 1.5 MiB; a page is read whole, so
+the page size bounds a relist's peak memory (50 x 1.5 MiB, not 500 x 1.5 MiB)."""
 
 
 @dataclass(frozen=True, slots=True)

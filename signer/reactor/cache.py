@@ -11,6 +11,12 @@ Event (by UID). That memory lives and dies with the cache entry, so it is
 bounded by the backlog and never evicted while the CSR is still pending:
 an LRU of names, evicted in resync order, re-emitted an Event for every
 pending CSR on every resync once the backlog outgrew it.
+
+A CSR left Pending for a human can wait for days, so once decided its entry
+sheds ``spec.request`` (the bulk of the object; up to the request cap each):
+memory for a backlog of 10,000 then follows metadata, not request bytes. The
+entry remembers what it was decided under (`shed_under`); the watch brings a
+full copy again when a human acts, and a policy change re-reads it from the API.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ class CsrCache:
         self._pending: dict[str, RawCsr] = {}
         self._noted: set[str] = set()
         """UIDs of pending CSRs that already have their Pending Event."""
+        self._shed: dict[str, object] = {}
+        """Names whose cached copy has no spec.request -> what they were decided under."""
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._finished_memory = finished_memory
 
@@ -53,10 +61,24 @@ class CsrCache:
     def replace(self, items: Iterable[RawCsr]) -> list[str]:
         """A fresh list: keep exactly its non-final items; return them to enqueue."""
         self._pending.clear()
+        self._shed.clear()
         for raw in items:
             self.apply("ADDED", raw)
         self._noted &= {_uid(raw) for raw in self._pending.values()}
         return self.names()
+
+    def shed(self, name: str, decided_under: object) -> None:
+        """Drop the cached copy's spec.request: it was decided under `decided_under`."""
+        raw = self._pending.get(name)
+        if raw is None:
+            return
+        spec = {k: v for k, v in (raw.get("spec") or {}).items() if k != "request"}
+        self._pending[name] = {**raw, "spec": spec}
+        self._shed[name] = decided_under
+
+    def shed_under(self, name: str) -> object | None:
+        """What the shed copy of `name` was decided under; None if the copy is whole."""
+        return self._shed.get(name)
 
     def note_pending(self, name: str) -> bool:
         """True the first time for a pending CSR: emit its Pending Event now."""
@@ -87,9 +109,11 @@ class CsrCache:
         # without them keeps the server's copy, so there is no need to hold them.
         (raw.get("metadata") or {}).pop("managedFields", None)
         self._pending[name] = raw
+        self._shed.pop(name, None)  # a whole copy again
         return True
 
     def _drop(self, name: str) -> None:
+        self._shed.pop(name, None)
         raw = self._pending.pop(name, None)
         if raw is not None:
             self._noted.discard(_uid(raw))

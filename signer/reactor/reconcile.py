@@ -123,6 +123,13 @@ class Reconciler:
         if raw is None:
             self._queue.forget(name)
             return
+        decided_under = self._cache.shed_under(name)
+        if decided_under is not None:
+            if decided_under is self._snapshot().policies:
+                self._queue.forget(name)
+                return  # left for a human under these very policies: nothing new
+            await self._refresh(name)  # policies changed: decide again on the whole object
+            return
         try:
             requeue = await self._reconcile(raw)
         except Conflict:
@@ -169,6 +176,7 @@ class Reconciler:
             self._metrics.decision(signer, decision.outcome, decision.policy)
             if decision.outcome is Outcome.ABSTAIN:
                 await self._abstain(state, decision, view)
+                self._cache.shed(state.name, snapshot.policies)
                 return False
             if decision.outcome is Outcome.DENY:
                 message = decision.summary()

@@ -60,6 +60,8 @@ class FakeCsrApi:
     writes: list[tuple[str, str]] = field(default_factory=list)
     fail_next: list[ApiError] = field(default_factory=list)
     """Errors to raise from the next writes, in order."""
+    reads: int = 0
+    """GETs so far (the cost of re-reading objects)."""
     max_object_bytes: int | None = None
     """Like etcd's request size limit: a write that makes the object larger fails."""
 
@@ -74,6 +76,7 @@ class FakeCsrApi:
         obj["metadata"]["resourceVersion"] = str(int(obj["metadata"]["resourceVersion"]) + 1)
 
     async def get(self, name: str) -> RawCsr | None:
+        self.reads += 1
         obj = self.objects.get(name)
         return copy.deepcopy(obj) if obj else None
 

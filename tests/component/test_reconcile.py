@@ -118,6 +118,28 @@ async def test_a_relist_does_not_repeat_the_pending_event(h: Harness) -> None:
     assert [e[1] for e in h.api.events] == ["Pending"]
 
 
+async def test_a_csr_left_for_a_human_sheds_its_request_and_costs_nothing_to_resync(
+    h: Harness, policies: PolicySet
+) -> None:
+    await h.run(make_raw("human", username="alice"))
+    assert "request" not in h.cache.get("human")["spec"]  # type: ignore[index]
+    reads_before = h.api.reads
+    for _ in range(3):
+        await h.reconciler("human")  # periodic resyncs
+    assert h.api.reads == reads_before, "no API call for a CSR decided under these policies"
+    h.snapshot = Snapshot(
+        policies=load_policies(bundled_policies_dir()),  # a reload: a new PolicySet
+        cas=h.snapshot.cas,
+        limits=LIMITS,
+        cluster_domain="cluster.local",
+    )
+    await h.reconciler("human")
+    assert h.api.reads == reads_before + 1, "re-read whole, to decide under the new policies"
+    await h.reconciler("human")
+    assert [e[1] for e in h.api.events] == ["Pending"]
+    assert h.api.writes == []
+
+
 async def test_human_approved_csr_is_signed(h: Harness) -> None:
     obj = await h.run(make_raw("by-hand", username="alice", conditions=("Approved",)))
     assert obj["status"].get("certificate")

@@ -103,3 +103,18 @@ def test_pending_notes_leave_with_their_csr() -> None:
     assert cache.note_pending("a"), "a new UID gets its own note"
     cache.apply("ADDED", raw("b", uid="ub"))
     assert cache.note_pending("b"), "the note left with the CSR: a returning UID is noted anew"
+
+
+def test_a_shed_entry_keeps_no_request_until_a_whole_copy_arrives() -> None:
+    cache = CsrCache()
+    whole = raw("a", uid="ua") | {"spec": {"request": "QUJD" * 10_000, "signerName": "s"}}
+    cache.apply("ADDED", whole)
+    policies = object()
+    cache.shed("a", policies)
+    kept = cache.get("a")
+    assert kept is not None
+    assert kept["spec"] == {"signerName": "s"}, "the request bytes are gone, the rest stays"
+    assert cache.shed_under("a") is policies
+    cache.apply("MODIFIED", whole)  # e.g. a human approved: the watch brings it whole
+    assert cache.shed_under("a") is None
+    assert cache.get("a") == whole

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -301,3 +302,39 @@ async def test_ca_rotation_through_the_secret_takes_effect_without_restart(
     finally:
         await put_secret(admin_api, ca_secret(controller.ca_pem, controller.ca_key_pem))
         await asyncio.sleep(1.0)
+
+
+async def test_a_human_deny_racing_the_controller_never_leaves_a_denied_csr_signed(
+    controller: Running,
+    admin_api: client.ApiClient,
+    client_as: ClientFactory,
+    unique: str,
+) -> None:
+    """The apiserver lets a writer with `sign` set a certificate on a Denied CSR; only the
+    signer's resourceVersion-guarded writes stand between a human's deny and a signature.
+    Each CSR here is one the policy approves, denied by a human the moment it exists."""
+    requester = await client_as(serviceaccount=("team-a", "racer"))
+    certs = client.CertificatesV1Api(admin_api)
+
+    async def create_then_deny(i: int) -> str:
+        name = f"race-{unique}-{i:02d}"
+        pem = build_csr_pem(dns_names=[f"web{i}.team-a.svc"])
+        created = await create_csr(requester, name, pem, signer_name=CLUSTER_LOCAL)
+        created.status.conditions = [condition("Denied", "HumanDenied", "racing the signer")]
+        with contextlib.suppress(ApiException):  # 409 or 422: the controller got there first
+            await certs.replace_certificate_signing_request_approval(name, created)
+        return name
+
+    names = await asyncio.gather(*(create_then_deny(i) for i in range(60)))
+    outcomes = {"denied": 0, "issued": 0}
+    for name in names:
+        csr = await wait_final(admin_api, name)
+        kinds = types(csr)
+        if "Denied" in kinds:
+            assert not csr.status.certificate, f"{name} is Denied and was signed"
+            assert "Approved" not in kinds
+            outcomes["denied"] += 1
+        else:
+            assert kinds.count("Approved") == 1 and csr.status.certificate
+            outcomes["issued"] += 1
+    assert outcomes["denied"] > 0, f"no deny won a race, the test proves nothing: {outcomes}"

@@ -7,10 +7,11 @@ installed: in a source checkout after `make install`, never in the image.
 - `local up` starts a real kube-apiserver + etcd on loopback (building the
   binaries on first use), prints an admin kubeconfig, and runs until Ctrl-C or
   SIGTERM, then stops everything it started;
-- `local run` adds the CA Secret, RBAC, a demo and the controller itself;
+- `local run` adds a CA Secret per signer name, RBAC, a demo and the controller itself;
 - `local build` only fills the cache with kube-apiserver, etcd and kubectl;
 - `local helm build` does the same for the pinned helm, and
-  `local helm manifests [--write]` renders deploy/manifests.yaml with it.
+  `local helm manifests [--write]` renders deploy/manifests.yaml with it;
+  `--write` first copies policies/*.yaml into the chart (its files/policies/).
 
 The environment is read once per command (`settings.from_environment()`) and
 passed down from here.
@@ -49,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     build.set_defaults(func=cmd_build)
     run = group.add_parser(
         "run",
-        help="control plane + CA Secret + RBAC + the controller, with a demo; until Ctrl-C",
+        help="control plane + CA Secrets + RBAC + the controller, with a demo; until Ctrl-C",
     )
     add_arguments(run)
     run.set_defaults(func=cmd_run)
@@ -61,7 +62,9 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     )
     helm_build.set_defaults(func=cmd_helm_build)
     manifests = helm_group.add_parser(
-        "manifests", help="render deploy/manifests.yaml from deploy/chart/csr-signer"
+        "manifests",
+        help="render deploy/manifests.yaml from deploy/chart/csr-signer "
+        "(--write: also copy policies/*.yaml into the chart first)",
     )
     manifests.add_argument(
         "--repo",
@@ -69,7 +72,12 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         default=settings.CHECKOUT,
         help="repository root (default: the checkout this package is installed from)",
     )
-    manifests.add_argument("--write", action="store_true", help="write the file, not stdout")
+    manifests.add_argument(
+        "--write",
+        action="store_true",
+        help="copy policies/*.yaml to the chart's files/policies/, then write the file "
+        "instead of printing it",
+    )
     manifests.set_defaults(func=cmd_helm_manifests)
 
 
@@ -97,12 +105,21 @@ def cmd_helm_build(_args: argparse.Namespace) -> int:
 
 
 def cmd_helm_manifests(args: argparse.Namespace) -> int:
+    """Render deploy/manifests.yaml; with --write, sync the chart's policies first.
+
+    The policies are copied before rendering because the manifests' ConfigMap
+    is made from the chart's copy. Without --write nothing is written, so the
+    output reflects the chart as it is.
+    """
     try:
+        if args.write:
+            for name in helm.sync_chart_policies(args.repo):
+                print(f"updated {helm.CHART_POLICIES / name}", file=sys.stderr)
         binary = helm.resolve_helm(settings.from_environment())
         text = helm.render_manifests(
             args.repo / "deploy" / "chart" / "csr-signer", helm_binary=binary
         )
-    except (gobuild.BuildError, helm.HelmError) as exc:
+    except (gobuild.BuildError, helm.HelmError, OSError) as exc:
         raise CliError(str(exc)) from exc
     if args.write:
         (args.repo / "deploy" / "manifests.yaml").write_text(text)
@@ -168,6 +185,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.metrics_address = "127.0.0.1:8080"
         try:
             config = load_settings(args)
+            if not config.signer_cas:
+                # A CA per signer name, as deploy/rbac.yaml expects, unless the user
+                # configured --signer-ca (or CSR_SIGNER_SIGNER_CAS) already.
+                args.signer_cas = session.signer_cas(config.signer_names) or None
+                config = load_settings(args)
         except ConfigError as exc:
             raise CliError(str(exc)) from exc
         configure_logging(config)

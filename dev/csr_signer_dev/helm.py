@@ -10,12 +10,15 @@ go.mod pins. The linker flags are those of Helm's Makefile: the version string,
 and the Kubernetes version Helm assumes for ``.Capabilities.KubeVersion`` and
 for its deprecation lint, derived from the client-go it was built with.
 
-`csr-signer local helm build|manifests` (in `commands`) is the CLI over this.
+`csr-signer local helm build|manifests` (in `commands`) is the CLI over this;
+`sync_chart_policies` keeps the chart's copy of the bundled policies equal to
+the repository's policies/ (helm does not follow a symlink out of the chart).
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -51,9 +54,13 @@ MANIFESTS_HEADER = f"""\
 # (.venv/bin/csr-signer local helm manifests --write).
 # tests/packaging/test_chart_render.py fails while this file is out of date.
 #
-# Before applying, create the CA Secret and the trust-bundle namespace:
-#   csr-signer ca init --common-name "csr-signer CA" \\
+# Before applying, create the two CA Secrets (one CA per signer name: csr-signer-ca
+# for csr-signer.dev/cluster-local, csr-signer-knative-ca for
+# csr-signer.dev/knative-internal) and the trust-bundle namespace:
+#   csr-signer ca init --common-name "csr-signer cluster-local CA" \\
 #     --secret csr-signer-ca --namespace {MANIFESTS_NAMESPACE} | kubectl apply -f -
+#   csr-signer ca init --common-name "csr-signer knative-internal CA" \\
+#     --secret csr-signer-knative-ca --namespace {MANIFESTS_NAMESPACE} | kubectl apply -f -
 #   kubectl create namespace knative-serving   # if Knative is not installed yet
 # See docs/install.md.
 """
@@ -206,3 +213,34 @@ def render_manifests(chart: Path, *, helm_binary: Path | None = None) -> str:
         chart, release=MANIFESTS_RELEASE, namespace=MANIFESTS_NAMESPACE, helm_binary=helm_binary
     )
     return f"{MANIFESTS_HEADER}---\n{namespace}{rendered}"
+
+
+CHART_POLICIES = Path("deploy") / "chart" / "csr-signer" / "files" / "policies"
+"""The chart's copy of the bundled policies, relative to the repository root."""
+REPO_POLICIES = Path("policies")
+"""The one source of truth for the bundled policies, relative to the repository root."""
+
+
+def sync_chart_policies(repo: Path) -> list[str]:
+    """Make the chart's files/policies/ a byte-for-byte copy of ``policies/*.yaml``.
+
+    Copies each file that differs or is missing and removes ``*.yaml`` files the
+    repository no longer has; returns the names changed (sorted), empty when the
+    copy was already equal.
+    """
+    source, target = repo / REPO_POLICIES, repo / CHART_POLICIES
+    wanted = {path.name: path.read_bytes() for path in sorted(source.glob("*.yaml"))}
+    if not wanted:
+        raise FileNotFoundError(f"no policy files in {source}")
+    target.mkdir(parents=True, exist_ok=True)
+    changed: list[str] = []
+    for stale in sorted(target.glob("*.yaml")):
+        if stale.name not in wanted:
+            stale.unlink()
+            changed.append(stale.name)
+    for name, content in wanted.items():
+        copy = target / name
+        if not copy.is_file() or copy.read_bytes() != content:
+            shutil.copyfile(source / name, copy)
+            changed.append(name)
+    return sorted(changed)

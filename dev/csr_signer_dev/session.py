@@ -1,10 +1,12 @@
 """The local run mode: control plane + CA Secret + RBAC + the controller.
 
 What `make run` / `csr-signer local run` does on a fresh machine, in order:
-start kube-apiserver + etcd, apply `deploy/rbac.yaml`, create the CA Secret
-(`ca init`), mint a token for the controller's ServiceAccount (so it runs
-under exactly the RBAC we ship), prepare a demo requester and two sample
-CSRs, print how to use them, then run the controller until Ctrl-C.
+start kube-apiserver + etcd, apply `deploy/rbac.yaml`, create a CA Secret per
+signer name (`ca init`: csr-signer-ca for cluster-local, csr-signer-knative-ca
+for knative-internal, the two Secrets deploy/rbac.yaml lets the controller
+read), mint a token for the controller's ServiceAccount (so it runs under
+exactly the RBAC we ship), prepare a demo requester and two sample CSRs, print
+how to use them, then run the controller until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+from signer.config import KNATIVE_SIGNER
 from signer.kube.client import as_body
 from signer.pki.ca import ca_secret_manifest, generate_root
 
@@ -33,6 +36,10 @@ REPO_DEPLOY = CHECKOUT / "deploy"
 NAMESPACE = "csr-signer"
 SERVICEACCOUNT = "csr-signer"
 CA_SECRET = "csr-signer-ca"  # noqa: S105 - a Secret name
+"""--ca-secret: the CA of every signer name without its own (cluster-local)."""
+KNATIVE_CA_SECRET = "csr-signer-knative-ca"  # noqa: S105 - a Secret name
+SIGNER_CA_SECRETS = {KNATIVE_SIGNER: KNATIVE_CA_SECRET}
+"""--signer-ca: the signer names with a CA Secret of their own."""
 DEMO_NAMESPACE = "demo"
 
 
@@ -42,6 +49,18 @@ class Prepared:
     requester_kubeconfig: Path
     admin_kubeconfig: Path
     samples: dict[str, Path]
+    ca_certs: dict[str, Path]
+    """CA Secret name -> its certificate (PEM) in the control plane's workdir."""
+
+
+def signer_cas(signer_names: tuple[str, ...]) -> list[str]:
+    """``--signer-ca`` values (``SIGNER=NAMESPACE/NAME``) for the served signers that
+    have a local CA Secret of their own; the others sign with `CA_SECRET`."""
+    return [
+        f"{signer}={NAMESPACE}/{secret}"
+        for signer, secret in SIGNER_CA_SECRETS.items()
+        if signer in signer_names
+    ]
 
 
 def rbac_manifest() -> Path:
@@ -56,14 +75,15 @@ async def prepare(cp: ControlPlane, *, now: dt.datetime) -> Prepared:
     if applied.returncode != 0:
         raise RuntimeError(f"kubectl apply deploy/rbac.yaml failed: {applied.stderr.decode()}")
     admin = await api_client(cp)
+    ca_certs: dict[str, Path] = {}
     try:
-        cert_pem, key_pem = generate_root("csr-signer local CA", "ecdsa-p256", 30, now)
-        secret = ca_secret_manifest(CA_SECRET, NAMESPACE, cert_pem, key_pem)
-        try:
-            await client.CoreV1Api(admin).create_namespaced_secret(NAMESPACE, as_body(secret))
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
+        for secret_name, common_name in (
+            (CA_SECRET, "csr-signer local cluster-local CA"),
+            (KNATIVE_CA_SECRET, "csr-signer local knative-internal CA"),
+        ):
+            ca_certs[secret_name] = await _create_ca_secret(
+                admin, secret_name, common_name, cp.workdir, now
+            )
         controller = await serviceaccount_credentials(
             admin, NAMESPACE, SERVICEACCOUNT, expiration_seconds=24 * 3600
         )
@@ -73,13 +93,32 @@ async def prepare(cp: ControlPlane, *, now: dt.datetime) -> Prepared:
         await _allow_csr_creation(admin, DEMO_NAMESPACE, "app")
     finally:
         await admin.close()
-    (cp.workdir / "ca.crt").write_bytes(cert_pem)
     return Prepared(
         controller_kubeconfig=cp.kubeconfig(controller),
         requester_kubeconfig=cp.kubeconfig(requester),
         admin_kubeconfig=cp.kubeconfig(),
         samples=_write_samples(cp.workdir / "samples"),
+        ca_certs=ca_certs,
     )
+
+
+async def _create_ca_secret(
+    admin: client.ApiClient, name: str, common_name: str, workdir: Path, now: dt.datetime
+) -> Path:
+    """A fresh self-signed CA in Secret `NAMESPACE`/`name` (kept if it already exists);
+    returns where its certificate was written."""
+    cert_pem, key_pem = generate_root(common_name, "ecdsa-p256", 30, now)
+    secret = ca_secret_manifest(name, NAMESPACE, cert_pem, key_pem)
+    try:
+        await client.CoreV1Api(admin).create_namespaced_secret(NAMESPACE, as_body(secret))
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        existing = await client.CoreV1Api(admin).read_namespaced_secret(name, NAMESPACE)
+        cert_pem = base64.b64decode(existing.data["tls.crt"])
+    path = workdir / f"{name}.crt"
+    path.write_bytes(cert_pem)
+    return path
 
 
 async def _allow_csr_creation(admin: client.ApiClient, namespace: str, name: str) -> None:
@@ -172,7 +211,8 @@ def instructions(cp: ControlPlane, prepared: Prepared, metrics_address: str) -> 
         Watch them:   kubectl get csr -w
         Why:          kubectl get events -n default
         Certificate:  kubectl get csr <name> -o jsonpath='{{.status.certificate}}' | base64 -d
-        CA:           {cp.workdir / "ca.crt"}
+        CAs:          csr-signer.dev/cluster-local    {prepared.ca_certs[CA_SECRET]}
+                      csr-signer.dev/knative-internal {prepared.ca_certs[KNATIVE_CA_SECRET]}
         Metrics:      http://{metrics_address}/metrics (/readyz, /healthz)
 
         Ctrl-C stops the controller and the control plane.

@@ -2,8 +2,10 @@
 
 Two releases are rendered with the pinned helm and applied with
 ``kubectl apply --server-side`` (no pods run: the control plane has no nodes):
-``chart-e2e`` with the chart's default values, and ``chart-custom`` with other
-signer names, other trust-bundle namespaces and ``ca.create``. Each has its
+``chart-e2e`` with the chart's default values (a CA Secret per signer name,
+brought by the test), and ``chart-custom`` with other signer names, one of them
+with a CA of its own (``signerCAs``), other trust-bundle namespaces, and
+``ca.create`` generating both CAs. Each has its
 own namespace and a release name other than ``csr-signer``, so its
 cluster-scoped objects (``<release>-csr-signer``) never collide with
 deploy/rbac.yaml, which tests/e2e/test_controller.py applies in the same cluster.
@@ -12,6 +14,8 @@ The RBAC proof uses real calls with a token of the release's ServiceAccount
 (TokenRequest API), one table row per permission: what the controller needs
 succeeds, and each nearby thing it must not do is refused with 403 by the
 apiserver's own authorizer and admission (``attest`` on ClusterTrustBundles).
+The controller may read each CA Secret its release uses and no other Secret:
+not another one in its namespace, not another release's CAs.
 
 Objects whose names are shared across the session (the default release's
 ClusterTrustBundle and Knative ConfigMap names, used by test_trust.py too)
@@ -37,7 +41,7 @@ from csr_signer_dev.identities import api_client, ensure_namespace, serviceaccou
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from signer.config import DEFAULT_SIGNER_NAMES
+from signer.config import DEFAULT_SIGNER_NAMES, KNATIVE_SIGNER
 from signer.pki.ca import generate_root
 from signer.trust import cluster_trust_bundle_name
 from tests.data.csrs import build_csr_pem, self_signed_pem
@@ -58,7 +62,10 @@ class Release:
     values: dict[str, Any] = field(default_factory=dict)
     signer_names: tuple[str, ...] = DEFAULT_SIGNER_NAMES
     trust_namespaces: tuple[str, ...] = ("knative-serving",)
-    ca_secret: str = "csr-signer-ca"
+    ca_secrets: tuple[str, ...] = ("csr-signer-ca", "csr-signer-knative-ca")
+    """Every CA Secret the release uses (one per signer name here)."""
+    signer_cas: str = "csr-signer.dev/knative-internal=chart-e2e/csr-signer-knative-ca"
+    """The CSR_SIGNER_SIGNER_CAS the Deployment should carry."""
     configmap: str = "csr-signer-trust-bundle"
 
     @property
@@ -77,19 +84,27 @@ CUSTOM = Release(
     values={
         "signerNames": ["chart.e2e.example/internal", "chart.e2e.example/edge"],
         "ca": {"create": True, "secretName": "custom-ca"},
+        # "" drops the default entry: knative-internal is not served here.
+        "signerCAs": {KNATIVE_SIGNER: "", "chart.e2e.example/edge": "custom-edge-ca"},
         "leaderElection": {"leaseName": "custom-lease"},
         "trustBundle": {
             "namespaces": ["chart-trust-a", "chart-trust-b"],
             "configMapName": "ca-bundle",
+            "signer": "chart.e2e.example/edge",
         },
         "replicaCount": 3,
     },
     signer_names=("chart.e2e.example/internal", "chart.e2e.example/edge"),
     trust_namespaces=("chart-trust-a", "chart-trust-b"),
-    ca_secret="custom-ca",
+    ca_secrets=("custom-ca", "custom-edge-ca"),
+    signer_cas="chart.e2e.example/edge=chart-custom/custom-edge-ca",
     configmap="ca-bundle",
 )
 RELEASES = [pytest.param(DEFAULTS, id="default-values"), pytest.param(CUSTOM, id="custom-values")]
+
+
+def other_release(release: Release) -> Release:
+    return CUSTOM if release is DEFAULTS else DEFAULTS
 
 
 @pytest.fixture(scope="module")
@@ -148,9 +163,9 @@ async def installed(
         result[release.name] = Installed(release, await api_client(control_plane, creds), admin_api)
     core = client.CoreV1Api(admin_api)
     for body in (
-        # The default release brings its own CA Secret (the documented path), and
+        # The default release brings its own CA Secrets (the documented path), and
         # each namespace holds a Secret the controller must not see.
-        secret(DEFAULTS.ca_secret, DEFAULTS.namespace),
+        *(secret(name, DEFAULTS.namespace) for name in DEFAULTS.ca_secrets),
         secret("not-the-ca", DEFAULTS.namespace),
         secret("not-the-ca", CUSTOM.namespace),
     ):
@@ -196,6 +211,7 @@ async def test_rendered_chart_is_accepted_by_the_apiserver(
     container = deployment.spec.template.spec.containers[0]
     env = {e.name: e.value for e in container.env}
     assert env["CSR_SIGNER_SIGNER_NAMES"] == ",".join(release.signer_names)
+    assert env["CSR_SIGNER_SIGNER_CAS"] == release.signer_cas
     assert env["CSR_SIGNER_LEASE_NAMESPACE"] == release.namespace
     assert container.security_context.read_only_root_filesystem is True
     pdb = await client.PolicyV1Api(admin).read_namespaced_pod_disruption_budget(
@@ -208,8 +224,12 @@ async def test_rendered_chart_is_accepted_by_the_apiserver(
     await client.CoreV1Api(admin).read_namespaced_config_map(
         f"{release.fullname}-policies", release.namespace
     )
-    ca = await client.CoreV1Api(admin).read_namespaced_secret(release.ca_secret, release.namespace)
-    assert ca.type == "kubernetes.io/tls"
+    certificates = set()
+    for name in release.ca_secrets:
+        ca = await client.CoreV1Api(admin).read_namespaced_secret(name, release.namespace)
+        assert ca.type == "kubernetes.io/tls"
+        certificates.add(ca.data["tls.crt"])
+    assert len(certificates) == len(release.ca_secrets), "a CA of its own per Secret"
 
 
 async def test_manifests_yaml_is_accepted_by_the_apiserver(
@@ -367,6 +387,33 @@ def core(ctx: Ctx) -> client.CoreV1Api:
     return client.CoreV1Api(ctx.sa)
 
 
+async def read_each_ca_secret(ctx: Ctx) -> None:
+    for name in ctx.release.ca_secrets:
+        await core(ctx).read_namespaced_secret(name, ctx.release.namespace)
+
+
+async def list_each_ca_secret(ctx: Ctx) -> None:
+    for name in ctx.release.ca_secrets:
+        found = await core(ctx).list_namespaced_secret(
+            ctx.release.namespace, field_selector=f"metadata.name={name}"
+        )
+        assert [item.metadata.name for item in found.items] == [name]
+
+
+async def read_secrets_all_refused(ctx: Ctx, namespace: str, names: tuple[str, ...]) -> None:
+    """Read each Secret; every read must be refused alike. Raises the first refusal."""
+    refusals: list[ApiException] = []
+    for name in names:
+        try:
+            await core(ctx).read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            refusals.append(exc)
+        else:
+            raise AssertionError(f"reading Secret {namespace}/{name} was allowed")
+    assert {exc.status for exc in refusals} == {403}
+    raise refusals[0]
+
+
 ALLOWED: list[tuple[str, Action]] = [
     (
         "lists-csrs-of-its-signer",
@@ -377,16 +424,8 @@ ALLOWED: list[tuple[str, Action]] = [
     ("approves-csrs-of-its-signer", lambda c: approve(c, c.signer)),
     ("approves-csrs-of-its-second-signer", lambda c: approve(c, c.release.signer_names[1])),
     ("signs-approved-csrs-of-its-signer", lambda c: sign(c, c.signer)),
-    (
-        "reads-its-ca-secret",
-        lambda c: core(c).read_namespaced_secret(c.release.ca_secret, c.release.namespace),
-    ),
-    (
-        "lists-its-ca-secret-by-field-selector",
-        lambda c: core(c).list_namespaced_secret(
-            c.release.namespace, field_selector=f"metadata.name={c.release.ca_secret}"
-        ),
-    ),
+    ("reads-each-of-its-ca-secrets", read_each_ca_secret),
+    ("lists-each-of-its-ca-secrets-by-field-selector", list_each_ca_secret),
     ("creates-reads-and-renews-its-lease", lease_round_trip),
     ("creates-events-in-default", lambda c: event_in(c, "default")),
     ("publishes-a-cluster-trust-bundle-for-its-signer", publish_cluster_trust_bundle),
@@ -434,9 +473,23 @@ FORBIDDEN: list[tuple[str, str, Action]] = [
         lambda c: core(c).list_namespaced_secret(c.release.namespace),
     ),
     (
-        "cannot-read-the-ca-secret-name-in-another-namespace",
+        "cannot-read-its-ca-secret-names-in-another-namespace",
         'cannot get resource "secrets"',
-        lambda c: core(c).read_namespaced_secret(c.release.ca_secret, "default"),
+        lambda c: read_secrets_all_refused(c, "default", c.release.ca_secrets),
+    ),
+    (
+        "cannot-read-another-releases-ca-secrets",
+        'cannot get resource "secrets"',
+        lambda c: read_secrets_all_refused(
+            c, other_release(c.release).namespace, other_release(c.release).ca_secrets
+        ),
+    ),
+    (
+        "cannot-read-another-releases-ca-secret-names-in-its-namespace",
+        'cannot get resource "secrets"',
+        lambda c: read_secrets_all_refused(
+            c, c.release.namespace, other_release(c.release).ca_secrets
+        ),
     ),
     (
         "cannot-read-another-lease",

@@ -8,8 +8,10 @@ it to a real apiserver and exercises its RBAC):
   values the chart means (the env names are the contract with signer/config.py);
 - the pod is locked down (non-root, read-only root, no capabilities, ...);
 - RBAC equals deploy/rbac.yaml in substance, plus the trust-bundle rules;
-- deploy/manifests.yaml is exactly the chart rendered with defaults;
-- `ca.create` yields a CA the controller accepts.
+- each signer name has its CA Secret (its own by default): the Role may read
+  exactly the CA Secrets in use, and `ca.create` makes one distinct CA per
+  Secret, each one the controller accepts;
+- deploy/manifests.yaml is exactly the chart rendered with defaults.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytest
 import yaml
 from csr_signer_dev.helm import HelmError, documents, render_manifests, template
 
-from signer.config import DEFAULT_SIGNER_NAMES, Settings, load_settings
+from signer.config import DEFAULT_SIGNER_NAMES, KNATIVE_SIGNER, Settings, load_settings
 from signer.pki.ca import load_ca_from_secret_data
 from signer.policy import load_policies
 
@@ -31,6 +33,9 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "chart" / "csr-signer"
 NAMESPACE = "csr-signer"
 POD_NAME = "csr-signer-7d9f-abcde"
+CLUSTER_LOCAL = "csr-signer.dev/cluster-local"
+NO_KNATIVE_CA = {KNATIVE_SIGNER: ""}
+"""signerCAs that drop the default entry (for values that do not serve knative-internal)."""
 
 pytestmark = pytest.mark.slow  # the first test in a cold session builds helm
 
@@ -73,7 +78,10 @@ def test_chart_policy_files_equal_the_repository_policies_byte_for_byte() -> Non
     chart_copy = {p.name: p.read_bytes() for p in (CHART / "files" / "policies").iterdir()}
     repo = {p.name: p.read_bytes() for p in (REPO / "policies").glob("*.yaml")}
     assert repo
-    assert chart_copy == repo, "copy policies/*.yaml to deploy/chart/csr-signer/files/policies/"
+    assert chart_copy == repo, (
+        "the chart's copy of policies/ is stale: run `make manifests` "
+        "(copies policies/*.yaml to deploy/chart/csr-signer/files/policies/)"
+    )
 
 
 def test_manifests_yaml_is_the_chart_rendered_with_defaults(helm_binary: Path) -> None:
@@ -132,6 +140,9 @@ def test_policy_values_shape_the_configmap(
                 "policy_dir": Path("/etc/csr-signer/policies"),
                 "ca_secret_namespace": NAMESPACE,
                 "ca_secret_name": "csr-signer-ca",
+                "signer_cas": (f"{KNATIVE_SIGNER}={NAMESPACE}/csr-signer-knative-ca",),
+                "trust_bundle_signer": None,
+                "configmap_signer": KNATIVE_SIGNER,
                 "lease_namespace": NAMESPACE,
                 "lease_name": "csr-signer",
                 "leader_elect": True,
@@ -151,6 +162,7 @@ def test_policy_values_shape_the_configmap(
             {
                 "signerNames": ["example.org/internal", "example.org/edge"],
                 "ca": {"secretName": "my-ca"},
+                "signerCAs": {**NO_KNATIVE_CA, "example.org/edge": "edge-ca"},
                 "leaderElection": {"leaseName": "my-lease"},
                 "certificates": {"maxDuration": "30d", "defaultDuration": "7d"},
                 "metrics": {"port": 9090},
@@ -162,11 +174,18 @@ def test_policy_values_shape_the_configmap(
                     "configMapName": "ca-bundle",
                     "configMapKey": "bundle.pem",
                     "clusterTrustBundles": False,
+                    "signer": "example.org/edge",
                 },
             },
             {
                 "signer_names": ("example.org/internal", "example.org/edge"),
                 "ca_secret_name": "my-ca",
+                "signer_cas": (f"example.org/edge={NAMESPACE}/edge-ca",),
+                "ca_secrets": {
+                    "example.org/internal": (NAMESPACE, "my-ca"),
+                    "example.org/edge": (NAMESPACE, "edge-ca"),
+                },
+                "trust_bundle_signer": "example.org/edge",
                 "lease_name": "my-lease",
                 "max_duration_seconds": 30 * 86400,
                 "default_duration_seconds": 7 * 86400,
@@ -290,7 +309,7 @@ def test_rbac_equals_deploy_rbac_yaml(helm_binary: Path) -> None:
     ("values", "ctb_names", "attest"),
     [
         pytest.param(
-            {"signerNames": ["example.org/internal"]},
+            {"signerNames": ["example.org/internal"], "signerCAs": NO_KNATIVE_CA},
             ["example.org:internal:bundle"],
             True,
             id="cluster-trust-bundle-names-follow-signer-names",
@@ -298,6 +317,7 @@ def test_rbac_equals_deploy_rbac_yaml(helm_binary: Path) -> None:
         pytest.param(
             {
                 "signerNames": ["example.org/internal"],
+                "signerCAs": NO_KNATIVE_CA,
                 "trustBundle": {"retiredSignerNames": ["example.org/old"]},
             },
             ["example.org:internal:bundle", "example.org:old:bundle"],
@@ -307,6 +327,7 @@ def test_rbac_equals_deploy_rbac_yaml(helm_binary: Path) -> None:
         pytest.param(
             {
                 "signerNames": ["example.org/internal"],
+                "signerCAs": NO_KNATIVE_CA,
                 "trustBundle": {"clusterTrustBundles": False},
             },
             None,
@@ -326,20 +347,135 @@ def test_trust_bundle_rbac_follows_values(
 
 
 def test_signer_resource_names_follow_signer_names(helm_binary: Path) -> None:
-    docs = render(helm_binary, {"signerNames": ["example.org/internal"]})
+    docs = render(
+        helm_binary, {"signerNames": ["example.org/internal"], "signerCAs": NO_KNATIVE_CA}
+    )
     rules = one(docs, "ClusterRole")["rules"]
     signers = next(r for r in rules if r["resources"] == ["signers"])
     assert signers["resourceNames"] == ["example.org/internal"]
 
 
-def test_ca_create_renders_a_ca_the_controller_accepts(helm_binary: Path) -> None:
+def role_secret_names(docs: list[dict[str, Any]]) -> list[str]:
+    """resourceNames of the release Role's Secret rule: the Secrets the controller may read."""
+    rules = one(docs, "Role", "csr-signer")["rules"]
+    (secrets,) = [r for r in rules if r["resources"] == ["secrets"]]
+    assert secrets["verbs"] == ["get", "list", "watch"]
+    names: list[str] = secrets["resourceNames"]
+    return names
+
+
+def env_names(docs: list[dict[str, Any]]) -> set[str]:
+    return {var["name"] for var in container(docs)["env"]}
+
+
+def ca_secrets(*pairs: tuple[str, str]) -> dict[str, tuple[str, str]]:
+    """signer -> (release namespace, Secret): what `Settings.ca_secrets` should say."""
+    return {signer: (NAMESPACE, secret) for signer, secret in pairs}
+
+
+CA_SECRET_CASES = [
+    pytest.param(
+        None,
+        ca_secrets((CLUSTER_LOCAL, "csr-signer-ca"), (KNATIVE_SIGNER, "csr-signer-knative-ca")),
+        id="defaults-give-each-signer-its-own-ca-secret",
+    ),
+    pytest.param(
+        {"signerCAs": {CLUSTER_LOCAL: "cluster-local-ca"}},
+        ca_secrets((CLUSTER_LOCAL, "cluster-local-ca"), (KNATIVE_SIGNER, "csr-signer-knative-ca")),
+        id="when-every-signer-has-its-own-ca-the-default-secret-is-not-readable",
+    ),
+    pytest.param(
+        {"signerCAs": NO_KNATIVE_CA},
+        ca_secrets((CLUSTER_LOCAL, "csr-signer-ca"), (KNATIVE_SIGNER, "csr-signer-ca")),
+        id="a-blank-entry-is-no-entry-so-both-signers-share-the-default-ca",
+    ),
+    pytest.param(
+        {
+            "signerNames": ["example.org/a", "example.org/b"],
+            "signerCAs": {**NO_KNATIVE_CA, "example.org/a": "ab-ca", "example.org/b": "ab-ca"},
+            "trustBundle": {"signer": "example.org/a"},
+        },
+        ca_secrets(("example.org/a", "ab-ca"), ("example.org/b", "ab-ca")),
+        id="signers-sharing-a-signer-ca-secret-name-it-once",
+    ),
+    pytest.param(
+        {"signerNames": ["example.org/only"], "signerCAs": NO_KNATIVE_CA},
+        ca_secrets(("example.org/only", "csr-signer-ca")),
+        id="one-signer-without-an-entry-uses-ca-secret-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("values", "expected"), CA_SECRET_CASES)
+def test_the_role_reads_exactly_the_ca_secrets_the_controller_uses(
+    helm_binary: Path, values: dict[str, Any] | None, expected: dict[str, tuple[str, str]]
+) -> None:
+    """RBAC, CSR_SIGNER_SIGNER_CAS and the controller agree on every signer's CA Secret."""
+    docs = render(helm_binary, values)
+    settings = settings_from(docs)
+    assert settings.ca_secrets == expected
+    assert role_secret_names(docs) == sorted({name for _, name in expected.values()})
+    own = dict((values or {}).get("signerCAs", {KNATIVE_SIGNER: "csr-signer-knative-ca"}))
+    assert ("CSR_SIGNER_SIGNER_CAS" in env_names(docs)) == any(own.values())
+
+
+def test_default_values_give_two_distinct_cas(helm_binary: Path) -> None:
+    docs = render(helm_binary)
+    assert role_secret_names(docs) == ["csr-signer-ca", "csr-signer-knative-ca"]
+    env = {var["name"]: var.get("value") for var in container(docs)["env"]}
+    assert env["CSR_SIGNER_SIGNER_CAS"] == (f"{KNATIVE_SIGNER}={NAMESPACE}/csr-signer-knative-ca")
+    assert env["CSR_SIGNER_CA_SECRET_NAME"] == "csr-signer-ca"
+    assert settings_from(docs).signers_sharing_a_ca == {}
+
+
+@pytest.mark.parametrize(
+    ("values", "signers_by_secret"),
+    [
+        pytest.param(
+            {"ca": {"create": True, "commonName": "test CA"}},
+            {"csr-signer-ca": [CLUSTER_LOCAL], "csr-signer-knative-ca": [KNATIVE_SIGNER]},
+            id="defaults-create-a-ca-per-signer",
+        ),
+        pytest.param(
+            {
+                "ca": {"create": True, "commonName": "test CA"},
+                "signerCAs": {CLUSTER_LOCAL: "cl-ca"},
+            },
+            {"cl-ca": [CLUSTER_LOCAL], "csr-signer-knative-ca": [KNATIVE_SIGNER]},
+            id="no-default-secret-when-no-signer-uses-it",
+        ),
+        pytest.param(
+            {"ca": {"create": True, "commonName": "test CA"}, "signerCAs": NO_KNATIVE_CA},
+            {"csr-signer-ca": [CLUSTER_LOCAL, KNATIVE_SIGNER]},
+            id="one-shared-secret-is-created-once",
+        ),
+    ],
+)
+def test_ca_create_makes_one_secret_per_ca_the_controller_accepts(
+    helm_binary: Path, values: dict[str, Any], signers_by_secret: dict[str, list[str]]
+) -> None:
+    docs = render(helm_binary, values)
+    now = dt.datetime.now(dt.UTC)  # after genCA: its notBefore is the render time
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    assert sorted(secrets) == sorted(signers_by_secret) == role_secret_names(docs)
+    fingerprints = set()
+    for name, secret in secrets.items():
+        assert secret["type"] == "kubernetes.io/tls"
+        annotations = secret["metadata"]["annotations"]
+        assert annotations["helm.sh/resource-policy"] == "keep"
+        assert annotations["csr-signer.dev/signer-names"] == ",".join(signers_by_secret[name])
+        data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+        ca = load_ca_from_secret_data(data, now=now)
+        assert ca.not_before <= now < ca.not_after
+        common_name = ca.subject.rfc4514_string()
+        assert common_name.startswith("CN=test CA ")
+        assert signers_by_secret[name][0] in common_name
+        fingerprints.add(ca.fingerprint)
+    assert len(fingerprints) == len(secrets), "each Secret holds a CA of its own"
+
+
+def test_no_secret_is_rendered_without_ca_create(helm_binary: Path) -> None:
     assert not [d for d in render(helm_binary) if d["kind"] == "Secret"]
-    secret = one(render(helm_binary, {"ca": {"create": True, "commonName": "test CA"}}), "Secret")
-    assert secret["type"] == "kubernetes.io/tls"
-    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
-    ca = load_ca_from_secret_data(data, now=dt.datetime.now(dt.UTC))
-    assert "test CA" in str(ca.identity) or ca.not_after > dt.datetime.now(dt.UTC)
 
 
 @pytest.mark.parametrize(
@@ -354,6 +490,33 @@ def test_ca_create_renders_a_ca_the_controller_accepts(helm_binary: Path) -> Non
             "serviceAccount.name",
             id="external-service-account-needs-a-name",
         ),
+        pytest.param(
+            {"signerCAs": {"example.org/unserved": "other-ca"}},
+            r'signerCAs: "example.org/unserved" is not one of signerNames '
+            r"\(csr-signer.dev/cluster-local, csr-signer.dev/knative-internal\)",
+            id="a-signer-ca-for-an-unserved-signer-is-refused",
+        ),
+        pytest.param(
+            {"signerNames": ["example.org/only"]},
+            r'signerCAs: "csr-signer.dev/knative-internal" is not one of signerNames '
+            r'\(example.org/only\): serve it, or set its entry to "" to remove it',
+            id="other-signer-names-must-drop-the-default-signer-ca",
+        ),
+        pytest.param(
+            {"signerCAs": {KNATIVE_SIGNER: ["a", "b"]}},
+            "must map to a Secret name",
+            id="a-signer-ca-must-be-a-secret-name",
+        ),
+        pytest.param(
+            {"trustBundle": {"signer": "example.org/unserved"}},
+            'trustBundle.signer: "example.org/unserved" is not one of signerNames',
+            id="the-trust-bundle-signer-must-be-served",
+        ),
+        pytest.param(
+            {"signerNames": ["example.org/a", "example.org/b"], "signerCAs": NO_KNATIVE_CA},
+            "trustBundle.signer: the trust bundle ConfigMaps carry one signer's CA; name it",
+            id="trust-namespaces-need-a-trust-bundle-signer-when-none-is-obvious",
+        ),
     ],
 )
 def test_invalid_values_fail_the_render(
@@ -363,8 +526,8 @@ def test_invalid_values_fail_the_render(
         render(helm_binary, values)
 
 
-OPAQUE_VALUES = {"resources", "podSecurityContext", "securityContext"}
-"""Values passed through as whole Kubernetes structures: documented as one row."""
+OPAQUE_VALUES = {"resources", "podSecurityContext", "securityContext", "signerCAs"}
+"""Values passed through as whole structures (or maps keyed by the user): one row each."""
 
 
 def value_paths(values: dict[str, Any], prefix: str = "") -> list[str]:

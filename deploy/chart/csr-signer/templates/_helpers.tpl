@@ -45,6 +45,89 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- required "ca.secretName is required" .Values.ca.secretName -}}
 {{- end -}}
 
+{{/*
+signerCAs without its blank entries, checked, as JSON {signer: Secret name}. An
+entry set to "" (or null) is no entry: that is how values remove a default one
+(`helm lint` ignores a null that removes a default, `helm template` does not).
+Fails on a key that is not one of signerNames, or a value that is not a name.
+*/}}
+{{- define "csr-signer.signerCAs" -}}
+{{- $given := .Values.signerCAs | default dict -}}
+{{- if not (kindIs "map" $given) -}}
+{{- fail "signerCAs must be a map: signer name -> Secret name" -}}
+{{- end -}}
+{{- $own := dict -}}
+{{- range $signer, $secret := $given -}}
+{{- if $secret -}}
+{{- if not (kindIs "string" $secret) -}}
+{{- fail (printf "signerCAs: %q must map to a Secret name, got %v" $signer $secret) -}}
+{{- end -}}
+{{- if not (has $signer $.Values.signerNames) -}}
+{{- fail (printf "signerCAs: %q is not one of signerNames (%s): serve it, or set its entry to \"\" to remove it" $signer (join ", " $.Values.signerNames)) -}}
+{{- end -}}
+{{- $_ := set $own $signer $secret -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $own -}}
+{{- end -}}
+
+{{/*
+The CA Secret of every served signer name, as JSON {signer: Secret name}: its
+signerCAs entry, else ca.secretName (the controller's Settings.ca_secrets rule).
+*/}}
+{{- define "csr-signer.caSecrets" -}}
+{{- $own := include "csr-signer.signerCAs" . | fromJson -}}
+{{- $secrets := dict -}}
+{{- range .Values.signerNames -}}
+{{- $_ := set $secrets . (get $own . | default (include "csr-signer.caSecretName" $)) -}}
+{{- end -}}
+{{- toJson $secrets -}}
+{{- end -}}
+
+{{/*
+The CA Secrets in use, as JSON {Secret name: [signer names it signs for]} (in
+signerNames order): what RBAC lets the controller read and ca.create generates.
+*/}}
+{{- define "csr-signer.caSecretSigners" -}}
+{{- $secrets := include "csr-signer.caSecrets" . | fromJson -}}
+{{- $bySecret := dict -}}
+{{- range .Values.signerNames -}}
+{{- $secret := get $secrets . -}}
+{{- $_ := set $bySecret $secret (append (get $bySecret $secret | default list) .) -}}
+{{- end -}}
+{{- toJson $bySecret -}}
+{{- end -}}
+
+{{/*
+CSR_SIGNER_SIGNER_CAS: `signer=<release namespace>/<Secret>` for each signerCAs
+entry, comma-separated; empty when there is none.
+*/}}
+{{- define "csr-signer.signerCAsEnv" -}}
+{{- $entries := list -}}
+{{- range $signer, $secret := include "csr-signer.signerCAs" . | fromJson -}}
+{{- $entries = append $entries (printf "%s=%s/%s" $signer $.Release.Namespace $secret) -}}
+{{- end -}}
+{{- join "," $entries -}}
+{{- end -}}
+
+{{/*
+trustBundle.signer, checked as the controller checks it (Settings.configmap_signer):
+a served signer name; when empty, the trust-bundle ConfigMaps need an obvious
+signer (the only one, or csr-signer.dev/knative-internal) if there are any.
+*/}}
+{{- define "csr-signer.trustBundleSigner" -}}
+{{- $signer := .Values.trustBundle.signer -}}
+{{- $served := .Values.signerNames -}}
+{{- if $signer -}}
+{{- if not (has $signer $served) -}}
+{{- fail (printf "trustBundle.signer: %q is not one of signerNames (%s)" $signer (join ", " $served)) -}}
+{{- end -}}
+{{- else if and .Values.trustBundle.namespaces (gt (len $served) 1) (not (has "csr-signer.dev/knative-internal" $served)) -}}
+{{- fail (printf "trustBundle.signer: the trust bundle ConfigMaps carry one signer's CA; name it (one of %s)" (join ", " $served)) -}}
+{{- end -}}
+{{- $signer -}}
+{{- end -}}
+
 {{- define "csr-signer.leaseName" -}}
 {{- default (include "csr-signer.fullname" .) .Values.leaderElection.leaseName -}}
 {{- end -}}

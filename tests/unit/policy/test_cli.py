@@ -233,3 +233,56 @@ def test_check_requester_identity_comes_from_spec_username(
     )
     assert main(["policy", "check", "--output", "json", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["policy"] == "knative-system-components"
+
+
+HOSTILE_POLICY_FILES = {
+    "brackets.yaml": "[" * 2048,
+    "digits.yaml": "policies: " + "9" * 5000 + "\n",
+    "laughs.yaml": "".join(
+        "---\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 6))
+        for _ in range(150)
+    ),
+    "scalar.yaml": "just a string\n",
+}
+
+
+@pytest.fixture
+def hostile_policies(tmp_path: Path) -> Path:
+    directory = tmp_path / "hostile"
+    directory.mkdir()
+    for name, text in HOSTILE_POLICY_FILES.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+@pytest.mark.timeout(10)
+def test_lint_reports_hostile_files_as_problems_not_tracebacks(
+    hostile_policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["policy", "lint", str(hostile_policies)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert [line.removeprefix(f"{hostile_policies}/") for line in captured.out.splitlines()] == [
+        "brackets.yaml:1: nested more than 64 levels deep",
+        "digits.yaml:1: policies: number too long (over 20 characters)",
+        "digits.yaml:1: policies: Input should be a valid tuple",
+        "laughs.yaml:6: more than 50,000 YAML nodes in one file "
+        "(an alias counts as every node it repeats)",
+        "scalar.yaml:1: a document must be a mapping with signers: and policies:",
+        f"5 problems in {hostile_policies}",
+    ]
+
+
+@pytest.mark.timeout(10)
+def test_check_with_hostile_policies_is_one_line_with_exit_2(
+    tmp_path: Path, hostile_policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = manifest_file(tmp_path)
+    assert main(["policy", "check", "--policies", str(hostile_policies), str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"csr-signer: error: invalid policies: {hostile_policies}/brackets.yaml:1: nested more "
+        f"than 64 levels deep (and 4 more; run `csr-signer policy lint {hostile_policies}`)\n"
+    )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from signer.policy import PolicyLoadError, Problem, load_policies
+from signer.policy import PolicyLoadError, Problem, load_policies, loader
 from signer.policy.loader import fingerprint
+from signer.policy.schema import PolicyDocument
 
 GOOD = """\
 policies:
@@ -321,4 +323,267 @@ def test_fingerprint_covers_exactly_the_files_the_loader_reads(tmp_path: Path) -
     write(tmp_path, {".hidden.yaml": "not: read", "notes.txt": "not read"})
     assert fingerprint(tmp_path) == before, "files the loader skips must not trigger a reload"
     write(tmp_path, {"b.yml": GOOD.replace("good", "other")})
+    assert fingerprint(tmp_path) != before
+
+
+# -- hostile or broken files: every failure is a located Problem, found quickly -------------
+
+NESTED_TOO_DEEP = f"nested more than {loader.MAX_DEPTH} levels deep"
+FILE_NODES = f"more than {loader.MAX_FILE_NODES:,} YAML nodes in one file"
+DIRECTORY_NODES = f"more than {loader.MAX_DIRECTORY_NODES:,} YAML nodes in the policy directory"
+NUMBER_TOO_LONG = f"number too long (over {loader.MAX_NUMBER_LENGTH} characters)"
+
+
+def laughs(width: int = 10, levels: int = 6) -> str:
+    """One "billion laughs" document: each anchor repeats the previous one `width` times."""
+    lines = [f"a0: &a0 [{', '.join(['x'] * width)}]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "---\n" + "\n".join(lines) + "\n"
+
+
+def nested_flow(depth: int, inner: str = "x") -> str:
+    return "[" * (depth - 1) + inner + "]" * (depth - 1)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param(
+            "[" * 2048,
+            f"p.yaml:1: {NESTED_TOO_DEEP}",
+            id="2KB-of-nested-brackets-is-refused-at-the-depth-limit-not-a-RecursionError",
+        ),
+        pytest.param(
+            "- " * 2000 + "x\n",
+            f"p.yaml:1: {NESTED_TOO_DEEP}",
+            id="deep-block-sequences-are-refused-at-the-depth-limit",
+        ),
+        pytest.param(
+            "".join(" " * i + "a:\n" for i in range(200)) + " " * 200 + "a: b\n",
+            f"p.yaml:64: {NESTED_TOO_DEEP}",
+            id="deep-block-mappings-are-refused-at-the-line-that-passes-the-limit",
+        ),
+        pytest.param(
+            f"a: &a {nested_flow(40)}\nb: {nested_flow(40, '*a')}\n",
+            f"p.yaml:2: {NESTED_TOO_DEEP} once aliases are expanded",
+            id="depth-counts-what-an-alias-splices-in",
+        ),
+        pytest.param(
+            policy(
+                "      keys:\n        - algorithm: RSA\n          minSize: " + "9" * 5000 + "\n"
+            ),
+            f"p.yaml:10: policies[0].allowed.keys[0].minSize: {NUMBER_TOO_LONG}",
+            id="5000-digit-integer-is-too-long-not-a-ValueError",
+        ),
+        pytest.param(
+            'policies: !!int "' + "9" * 5000 + '"\n',
+            f"p.yaml:1: policies: {NUMBER_TOO_LONG}",
+            id="explicitly-tagged-integer-is-checked-too",
+        ),
+        pytest.param(
+            "policies: 0x" + "f" * 5000 + "\n",
+            f"p.yaml:1: policies: {NUMBER_TOO_LONG}",
+            id="hex-integer-is-checked-too",
+        ),
+        pytest.param(
+            "policies: " + "9" * 5000 + ".5e+10\n",
+            f"p.yaml:1: policies: {NUMBER_TOO_LONG}",
+            id="huge-float-is-too-long",
+        ),
+        pytest.param(
+            "".join(laughs() for _ in range(150)),  # 50 KB
+            f"p.yaml:6: {FILE_NODES} (an alias counts as every node it repeats)",
+            id="150-billion-laughs-documents-stop-at-the-first-alias-over-the-file-limit",
+        ),
+        pytest.param(b"", "p.yaml: the file holds no YAML document", id="empty-file-is-a-problem"),
+        pytest.param(
+            "just a string\n",
+            "p.yaml:1: a document must be a mapping with signers: and policies:",
+            id="a-scalar-document-is-not-a-policy-document",
+        ),
+        pytest.param(
+            b"policies: caf\xe9\n", "p.yaml: not UTF-8 text", id="latin-1-file-is-not-utf8"
+        ),
+        pytest.param(
+            "policies: *nowhere\n",
+            "p.yaml:1: invalid YAML: found undefined alias 'nowhere'",
+            id="undefined-alias-is-invalid-yaml",
+        ),
+        pytest.param(
+            "policies: \x00\n",
+            "p.yaml: invalid YAML: unacceptable character #x0000: special characters are not "
+            'allowed\n  in "<unicode string>", position 10',
+            id="control-character-is-invalid-yaml",
+        ),
+    ],
+)
+def test_hostile_file_is_a_located_problem(
+    tmp_path: Path, content: str | bytes, expected: str
+) -> None:
+    path = tmp_path / "p.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    assert expected in problems_of(tmp_path)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("content", "refused"),
+    [
+        pytest.param(
+            f"policies: {nested_flow(loader.MAX_DEPTH - 1)}\n",
+            "nested more than",
+            id="nesting-at-the-depth-limit-is-not-refused-for-depth",
+        ),
+        pytest.param(
+            "policies: " + "1" * loader.MAX_NUMBER_LENGTH + "\n",
+            "number too long",
+            id="a-number-at-the-length-limit-is-not-refused-for-length",
+        ),
+        pytest.param(
+            "".join(laughs(width=10, levels=4) for _ in range(4)),
+            "YAML nodes",
+            id="aliases-within-the-node-limits-still-work",
+        ),
+    ],
+)
+def test_limits_are_inclusive(tmp_path: Path, content: str, refused: str) -> None:
+    write(tmp_path, {"p.yaml": content})
+    assert not [p for p in problems_of(tmp_path) if refused in p]
+
+
+def test_anchors_and_aliases_within_limits_load(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "p.yaml": GOOD.replace('["{label}"]', '&ns ["{label}"]') + "  - name: other\n"
+            "    signerNames: [example.com/test]\n"
+            "    requesters:\n"
+            "      serviceAccounts:\n"
+            "        - namespaces: *ns\n"
+        },
+    )
+    assert [p.name for p in load_policies(tmp_path).policies] == ["good", "other"]
+
+
+def _many_files(count: int, text: str) -> Callable[[Path], None]:
+    def make(directory: Path) -> None:
+        for i in range(count):
+            (directory / f"p{i:02}.yaml").write_text(text)
+
+    return make
+
+
+def _big_files(count: int, size: int) -> Callable[[Path], None]:
+    def make(directory: Path) -> None:
+        for i in range(count):
+            (directory / f"p{i:02}.yaml").write_bytes(b"#" * (size - 1) + b"\n")
+
+    return make
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        pytest.param(
+            _big_files(1, loader.MAX_FILE_BYTES + 1),
+            ["p00.yaml: larger than 1 MiB, the limit for one policy file"],
+            id="a-file-over-the-byte-limit-is-refused-before-parsing",
+        ),
+        pytest.param(
+            _big_files(3, loader.MAX_FILE_BYTES * 9 // 10),
+            [
+                ": the policy files total more than 2 MiB, the limit for a directory "
+                "(passed at p02.yaml)"
+            ],
+            id="a-directory-over-the-byte-limit-is-refused-before-parsing",
+        ),
+        pytest.param(
+            _many_files(loader.MAX_FILES + 1, ""),
+            [f": {loader.MAX_FILES + 1} policy files, more than the limit of {loader.MAX_FILES}"],
+            id="too-many-files-are-refused-before-reading",
+        ),
+        pytest.param(
+            _many_files(10, "".join(laughs() for _ in range(15))),
+            [
+                f"p00.yaml:6: {FILE_NODES} (an alias counts as every node it repeats)",
+                f"p01.yaml:6: {FILE_NODES} (an alias counts as every node it repeats)",
+                f"p02.yaml:5: {DIRECTORY_NODES} (an alias counts as every node it repeats); "
+                "later files were not read",
+            ],
+            id="150-billion-laughs-documents-over-10-files-stop-at-the-directory-limit",
+        ),
+    ],
+)
+def test_hostile_directory_is_refused_quickly(
+    tmp_path: Path, make: Callable[[Path], None], expected: list[str]
+) -> None:
+    make(tmp_path)
+    assert [p.removeprefix(str(tmp_path)) for p in problems_of(tmp_path)] == expected
+
+
+@pytest.mark.timeout(10)
+def test_node_limit_is_shared_by_the_files_of_a_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file is under the per-file limit; together they pass the directory's.
+
+    The limits are lowered so the test composes 1,000 nodes, not 100,000.
+    """
+    monkeypatch.setattr(loader, "MAX_FILE_NODES", 500)
+    monkeypatch.setattr(loader, "MAX_DIRECTORY_NODES", 1_000)
+    items = ", ".join(["x"] * 400)
+    _many_files(5, f"policies: [{items}]\n")(tmp_path)
+    problems = problems_of(tmp_path)
+    assert problems[-1] == (
+        "p02.yaml:1: more than 1,000 YAML nodes in the policy directory "
+        "(an alias counts as every node it repeats); later files were not read"
+    )
+    assert not [p for p in problems if p.startswith(("p03", "p04"))]
+
+
+@pytest.mark.parametrize(
+    ("exception", "message"),
+    [
+        pytest.param(RecursionError(), "nested too deeply (RecursionError)", id="recursion"),
+        pytest.param(MemoryError(), "out of memory (MemoryError)", id="memory"),
+        pytest.param(ValueError("secret detail"), "unexpected ValueError", id="anything-else"),
+    ],
+)
+def test_safety_net_turns_any_exception_into_a_problem_naming_its_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exception: Exception, message: str
+) -> None:
+    def boom(*_args: object, **_kwargs: object) -> object:
+        raise exception
+
+    write(tmp_path, {"a.yaml": GOOD, "b.yaml": "policies: [1]\n"})
+    monkeypatch.setattr(PolicyDocument, "model_validate", boom)
+    assert problems_of(tmp_path) == [
+        f"a.yaml: cannot load: {message}",
+        f"b.yaml: cannot load: {message}",
+    ]
+
+
+def test_safety_net_covers_the_directory_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(_directory: Path) -> list[Path]:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(loader, "policy_files", boom)
+    assert problems_of(tmp_path) == [f"{tmp_path}: cannot load: unexpected RuntimeError"]
+
+
+def test_fingerprint_reads_no_more_than_the_loader(tmp_path: Path) -> None:
+    """Past the byte limit, content cannot change the outcome, so it is not read."""
+    big = b"#" * (loader.MAX_FILE_BYTES + 10)
+    (tmp_path / "p.yaml").write_bytes(big)
+    before = fingerprint(tmp_path)
+    (tmp_path / "p.yaml").write_bytes(big[:-1] + b"x")
+    assert fingerprint(tmp_path) == before
+    (tmp_path / "p.yaml").write_bytes(b"#\n")
     assert fingerprint(tmp_path) != before

@@ -328,13 +328,11 @@ class Controller:
     def _handlers(self, signer: str) -> Handlers:
         def on_list(items: list[dict[str, Any]]) -> None:
             # One cache, several per-signer lists: replace only this signer's part.
-            for name in self.cache.names():
-                raw = self.cache.get(name) or {}
-                if (raw.get("spec") or {}).get("signerName") == signer:
-                    self.cache.apply("DELETED", raw)
-            for raw in items:
-                if self.cache.apply("ADDED", raw):
-                    self.queue.add(raw["metadata"]["name"])
+            fresh = self.cache.replace(
+                items, scope=lambda raw: (raw.get("spec") or {}).get("signerName") == signer
+            )
+            for name in fresh:
+                self.queue.add(name)
             self._synced.add(signer)
             if self._synced >= set(self.settings.signer_names):
                 self._readiness.set("watch", ok=True, detail="")

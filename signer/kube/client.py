@@ -43,6 +43,12 @@ async def read_json(call: Awaitable[Any]) -> dict[str, Any]:
     With `_preload_content=False` the client returns the raw response without
     checking its status, so a non-2xx answer is turned into an `ApiError` here.
     """
+    data, _size = await read_json_sized(call)
+    return data
+
+
+async def read_json_sized(call: Awaitable[Any]) -> tuple[dict[str, Any], int]:
+    """`read_json`, plus the body's size in bytes (to size the next list page)."""
     try:
         response = await call
         try:
@@ -57,4 +63,4 @@ async def read_json(call: Awaitable[Any]) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(body)
     except ValueError as exc:
         raise ApiError(f"{response.status}: the response is not JSON") from exc
-    return data
+    return data, len(body)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from signer.kube.client import read_json
+from signer.kube.client import read_json_sized
 from signer.kube.errors import ApiError, Gone, classify, status_error
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,21 @@ log = logging.getLogger(__name__)
 ListFn = Callable[..., Awaitable[Any]]
 """A generated `list_*` method of kubernetes_asyncio (called with _preload_content=False)."""
 
-PAGE_SIZE = 50
-"""Objects per list page. A CSR may be up to etcd's 1.5 MiB; a page is read whole, so
-the page size bounds a relist's peak memory (50 x 1.5 MiB, not 500 x 1.5 MiB)."""
+PAGE_BYTES = 8 << 20
+"""What a list page should weigh. A CSR can be 2 MB of JSON (etcd's 1.5 MiB limit on the
+stored object, base64 on the wire), and a page is read and decoded whole, so pages are
+sized by bytes: a relist of a tenant's megabyte CSRs must not exhaust memory."""
+FIRST_PAGE = 10
+"""Objects in the first page, before the typical object size is known (20 MB at worst)."""
+MAX_PAGE = 500
+
+
+def next_page_size(items: int, body_bytes: int) -> int:
+    """Objects to ask for next so that a page weighs about `PAGE_BYTES`."""
+    if items == 0:
+        return FIRST_PAGE
+    per_item = max(1, body_bytes // items)
+    return max(1, min(MAX_PAGE, PAGE_BYTES // per_item))
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,16 +63,19 @@ async def list_all(
     items: list[dict[str, Any]] = []
     token: str | None = None
     resource_version = ""
+    limit = FIRST_PAGE
     while True:
-        kwargs: dict[str, Any] = {"limit": PAGE_SIZE, **selectors}
+        kwargs: dict[str, Any] = {"limit": limit, **selectors}
         if token:
             kwargs["_continue"] = token
-        page = await read_json(list_fn(_preload_content=False, **kwargs))
+        page, size = await read_json_sized(list_fn(_preload_content=False, **kwargs))
         page_items = page.get("items") or []
+        limit = next_page_size(len(page_items), size)
         items.extend(page_items if keep is None else [i for i in page_items if keep(i)])
         metadata = page.get("metadata") or {}
         resource_version = resource_version or str(metadata.get("resourceVersion", ""))
         token = metadata.get("continue")
+        del page, page_items  # one page alive at a time, not two
         if not token:
             return items, resource_version
 

@@ -22,7 +22,7 @@ full copy again when a human acts, and a policy change re-reads it from the API.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from signer.reactor.state import RawCsr, is_final
 
@@ -58,14 +58,24 @@ class CsrCache:
     def names(self) -> list[str]:
         return list(self._pending)
 
-    def replace(self, items: Iterable[RawCsr]) -> list[str]:
-        """A fresh list: keep exactly its non-final items; return them to enqueue."""
-        self._pending.clear()
-        self._shed.clear()
-        for raw in items:
-            self.apply("ADDED", raw)
+    def replace(
+        self,
+        items: Iterable[RawCsr],
+        *,
+        scope: Callable[[RawCsr], bool] = lambda _raw: True,
+    ) -> list[str]:
+        """A fresh list of the CSRs in `scope` (e.g. one signer's): keep exactly its non-final
+        items there, leave other entries alone, and return the fresh items' names to enqueue.
+
+        Pending notes survive for UIDs that are still pending: a relist (after 410 Gone or
+        a restart of the watch) must not send every pending CSR a second Pending Event.
+        """
+        for name in [n for n, raw in self._pending.items() if scope(raw)]:
+            self._shed.pop(name, None)
+            del self._pending[name]
+        fresh = [_name(raw) for raw in items if self.apply("ADDED", raw)]
         self._noted &= {_uid(raw) for raw in self._pending.values()}
-        return self.names()
+        return fresh
 
     def shed(self, name: str, decided_under: object) -> None:
         """Drop the cached copy's spec.request: it was decided under `decided_under`."""

@@ -118,3 +118,17 @@ def test_a_shed_entry_keeps_no_request_until_a_whole_copy_arrives() -> None:
     cache.apply("MODIFIED", whole)  # e.g. a human approved: the watch brings it whole
     assert cache.shed_under("a") is None
     assert cache.get("a") == whole
+
+
+def test_a_relist_of_one_signer_keeps_the_others_and_every_pending_note() -> None:
+    cache = CsrCache()
+    mine = raw("mine", uid="um") | {"spec": {"signerName": "a/x"}}
+    other = raw("other", uid="uo") | {"spec": {"signerName": "b/y"}}
+    cache.apply("ADDED", mine)
+    cache.apply("ADDED", other)
+    assert cache.note_pending("mine") and cache.note_pending("other")
+    fresh = cache.replace([mine], scope=lambda r: r["spec"]["signerName"] == "a/x")
+    assert fresh == ["mine"]
+    assert sorted(cache.names()) == ["mine", "other"], "another signer's entries stay"
+    assert not cache.note_pending("mine"), "a relist sends no second Pending Event"
+    assert not cache.note_pending("other")

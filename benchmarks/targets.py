@@ -64,3 +64,16 @@ def spread(values: Sequence[float]) -> str:
         f"{statistics.median(values):.1f} "
         f"(min {min(values):.1f}, max {max(values):.1f}, n={len(values)})"
     )
+
+
+HOSTILE_RSS_MIB = 256.0
+"""Controller RSS and peak under hostile CSRs (1.2-1.5 MB requests, relists of them): the
+chart's memory limit (256 Mi), which the controller must never reach."""
+HEALTHZ_P99_MS = 250.0
+"""/healthz latency (p99, polled every 50 ms) while worst-case CSRs are processed."""
+HEALTHZ_TIMEOUTS = 0
+"""/healthz polls that failed or took over 1 s during that flood."""
+INNOCENT_ISSUE_SECONDS = 2.0
+"""Create -> issued for another namespace's ordinary CSR, created right after the flood."""
+PENDING_EVENTS_PER_RESYNC = 0
+"""Pending Events re-emitted per resync for CSRs already left Pending (one per CSR, once)."""

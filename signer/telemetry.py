@@ -23,6 +23,12 @@ Metrics (Prometheus names; also in docs/metrics.md):
 ``csr_signer_signing_failures_total{signer, reason}`` counter
     CSRs marked Failed. ``reason``: one of `SIGNING_FAILURE_REASONS` (the
     CamelCase condition reasons), ``Other`` for anything else.
+``csr_signer_requests_unreadable_total{signer, reason}`` counter
+    Requests refused before any policy or signing, because they could not be
+    read safely. ``reason``: one of `UNREADABLE_REASONS` (``Malformed``: not a
+    request Go's crypto/x509 reads the same way; ``TooLarge``: over
+    ``--max-request-bytes``; ``TooManyNames``: over ``--max-sans``). The CSR is
+    Denied, or Failed when a human approved it.
 ``csr_signer_issue_latency_seconds{signer}`` histogram
     CSR creationTimestamp to certificate issued. Buckets `LATENCY_BUCKETS`
     (10 ms .. 10 min); a CSR that waited for a human approval lands in +Inf.
@@ -91,6 +97,7 @@ SIGNING_FAILURE_REASONS: Final = frozenset(
         "CertificateTooLarge",  # the API refused to store the certificate (413 / etcd)
     }
 )
+UNREADABLE_REASONS: Final = frozenset({"Malformed", "TooLarge", "TooManyNames"})
 OTHER_REASON: Final = "Other"
 API_ERROR_KINDS: Final = frozenset(
     {
@@ -175,6 +182,10 @@ class Telemetry:
         meter = meter_provider.get_meter(_SCOPE, __version__)
         self._decisions = meter.create_counter(
             "csr_signer_decisions", description="Policy decisions made, by outcome and policy."
+        )
+        self._unreadable = meter.create_counter(
+            "csr_signer_requests_unreadable",
+            description="Requests refused before policy because they could not be read safely.",
         )
         self._issued = meter.create_counter(
             "csr_signer_certificates_issued",
@@ -295,6 +306,16 @@ class Telemetry:
     def issued(self, signer: str) -> None:
         """Count one certificate written to status.certificate."""
         self._issued.add(1, {"signer": self._signer(signer)})
+
+    def request_unreadable(self, signer: str, reason: str) -> None:
+        """Count one request refused before policy (`UNREADABLE_REASONS`)."""
+        self._unreadable.add(
+            1,
+            {
+                "signer": self._signer(signer),
+                "reason": _bounded(reason, UNREADABLE_REASONS, OTHER_REASON),
+            },
+        )
 
     def signing_failed(self, signer: str, reason: str) -> None:
         """Count one CSR marked Failed (its condition reason), or one attempt our CA blocked."""

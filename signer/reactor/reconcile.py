@@ -59,6 +59,7 @@ class Metrics(Protocol):
 
     def decision(self, signer: str, outcome: Outcome, policy: str | None) -> None: ...
     def issued(self, signer: str) -> None: ...
+    def request_unreadable(self, signer: str, reason: str) -> None: ...
     def signing_failed(self, signer: str, reason: str) -> None: ...
     def observe_latency(self, signer: str, seconds: float) -> None: ...
     def api_error(self, kind: str, verb: str) -> None: ...
@@ -169,6 +170,8 @@ class Reconciler:
         policy_name: str | None = None
         # Parsed once, for deciding and for signing; large requests off the event loop.
         view = await self._cpu(state, _parse, state, self._caps)
+        if isinstance(view, CsrParseError):
+            self._metrics.request_unreadable(signer, unreadable_reason(view))
         if not state.approved:
             if snapshot.policies is None:
                 return True  # policies not loaded yet: nothing to decide with
@@ -328,12 +331,25 @@ class Reconciler:
         )
 
 
+class OverCap(CsrParseError):
+    """A request over one of the `RequestCaps`; `reason` is its metric label."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def unreadable_reason(error: CsrParseError) -> str:
+    return error.reason if isinstance(error, OverCap) else "Malformed"
+
+
 def _parse(state: CsrState, caps: RequestCaps) -> CsrView | CsrParseError:
     size = len(state.request.request)
     if size > caps.max_request_bytes:
-        return CsrParseError(
+        return OverCap(
             f"spec.request is {size} bytes, over this signer's limit of "
-            f"{caps.max_request_bytes} (--max-request-bytes)"
+            f"{caps.max_request_bytes} (--max-request-bytes)",
+            "TooLarge",
         )
     try:
         view = parse_csr(state.request.request)
@@ -342,9 +358,10 @@ def _parse(state: CsrState, caps: RequestCaps) -> CsrView | CsrParseError:
     sans = len(view.dns_names) + len(view.ip_addresses) + len(view.uris) + len(view.emails)
     sans += len(view.other_sans)
     if sans > caps.max_sans:
-        return CsrParseError(
+        return OverCap(
             f"spec.request has {sans} subject alternative names, over this signer's limit "
-            f"of {caps.max_sans} (--max-sans)"
+            f"of {caps.max_sans} (--max-sans)",
+            "TooManyNames",
         )
     return view
 

@@ -139,6 +139,9 @@ class RecordingMetrics:
     def issued(self, signer: str) -> None:
         self.calls.append(("issued",))
 
+    def request_unreadable(self, signer: str, reason: str) -> None:
+        self.calls.append(("request_unreadable", reason))
+
     def signing_failed(self, signer: str, reason: str) -> None:
         self.calls.append(("signing_failed", reason))
 

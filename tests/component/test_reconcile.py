@@ -184,6 +184,7 @@ async def test_garbage_request_is_denied_with_a_reason(h: Harness) -> None:
     )
     assert h.conditions("garbage") == ["Denied"]
     assert "spec.request" in obj["status"]["conditions"][0]["message"]
+    assert ("request_unreadable", "Malformed") in h.metrics.calls
 
 
 async def test_conflict_rereads_and_decides_on_the_fresh_copy(h: Harness) -> None:
@@ -293,6 +294,8 @@ async def test_request_caps(
     last = obj["status"]["conditions"][-1]
     assert last["type"] == outcome
     assert says in last["message"]
+    unreadable = [c[1] for c in h.metrics.calls if c[0] == "request_unreadable"]
+    assert unreadable == ["TooLarge" if "bytes" in says else "TooManyNames"]
 
 
 @pytest.mark.parametrize(

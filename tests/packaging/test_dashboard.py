@@ -67,6 +67,7 @@ def exported_series() -> set[str]:
         telemetry.decision("example.com/a", Outcome.APPROVE, "p")
         telemetry.issued("example.com/a")
         telemetry.signing_failed("example.com/a", "CAExpired")
+        telemetry.request_unreadable("example.com/a", "Malformed")
         telemetry.observe_latency("example.com/a", 0.3)
         telemetry.api_error("conflict", "update")
         telemetry.set_ca_not_after("example.com/a", 2_000_000_000)

@@ -126,6 +126,20 @@ Use = Callable[[Telemetry], None]
             id="unknown-api-error-kind-and-verb-become-other",
         ),
         pytest.param(
+            lambda t: t.request_unreadable(SIGNER, "Malformed"),
+            "csr_signer_requests_unreadable_total",
+            {"signer": SIGNER, "reason": "Malformed"},
+            1.0,
+            id="unreadable-request",
+        ),
+        pytest.param(
+            lambda t: t.request_unreadable(SIGNER, "whatever a tenant sent"),
+            "csr_signer_requests_unreadable_total",
+            {"signer": SIGNER, "reason": "Other"},
+            1.0,
+            id="unknown-unreadable-reason-becomes-other",
+        ),
+        pytest.param(
             lambda t: t.set_ca_not_after(SIGNER, 1_900_000_000),
             "csr_signer_ca_not_after_timestamp_seconds",
             {"signer": SIGNER},
@@ -243,9 +257,10 @@ def test_every_metric_is_documented_in_the_module_docstring(telemetry: Telemetry
     telemetry.signing_failed(SIGNER, "CAExpired")
     telemetry.observe_latency(SIGNER, 1)
     telemetry.api_error("gone", "watch")
+    telemetry.request_unreadable(SIGNER, "TooLarge")
     body, _ = telemetry.render()
     families = set(re.findall(r"^# TYPE (\S+)", body.decode(), flags=re.MULTILINE))
-    assert len(families) == 10
+    assert len(families) == 11
     doc = telemetry_module.__doc__ or ""
     for family in families:
         assert f"``{family}" in doc

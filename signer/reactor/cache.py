@@ -35,6 +35,10 @@ def _uid(raw: RawCsr) -> str:
     return str(metadata.get("uid") or metadata.get("name") or "")
 
 
+def _version(raw: RawCsr) -> str:
+    return str((raw.get("metadata") or {}).get("resourceVersion") or "")
+
+
 def _name(raw: RawCsr) -> str:
     return str((raw.get("metadata") or {}).get("name") or "")
 
@@ -77,10 +81,15 @@ class CsrCache:
         self._noted &= {_uid(raw) for raw in self._pending.values()}
         return fresh
 
-    def shed(self, name: str, decided_under: object) -> None:
-        """Drop the cached copy's spec.request: it was decided under `decided_under`."""
+    def shed(self, name: str, decided_under: object, *, resource_version: str) -> None:
+        """Drop the cached copy's spec.request: it was decided under `decided_under`.
+
+        Only if the cached copy is still the one that was decided on (same
+        resourceVersion): a newer copy (e.g. a human's approval that arrived while
+        we wrote the Pending Event) must stay whole, or it would never be signed.
+        """
         raw = self._pending.get(name)
-        if raw is None:
+        if raw is None or _version(raw) != resource_version:
             return
         spec = {k: v for k, v in (raw.get("spec") or {}).items() if k != "request"}
         self._pending[name] = {**raw, "spec": spec}

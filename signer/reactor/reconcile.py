@@ -39,6 +39,8 @@ APPROVED_REASON = "PolicyApproved"
 DENIED_REASON = "PolicyDenied"
 CA_REFUSALS = frozenset({"CAExpired", "CANotYetValid"})
 """Refusals caused by our CA, not the request: retried, never a Failed condition."""
+UNWRITABLE = object()
+"""`shed_under` marker: the API refused even a condition on this CSR (too large)."""
 CA_UNAVAILABLE = "CAUnavailable"
 """No usable CA is loaded (Secret missing or invalid): retried like CA_REFUSALS."""
 
@@ -126,9 +128,9 @@ class Reconciler:
             return
         decided_under = self._cache.shed_under(name)
         if decided_under is not None:
-            if decided_under is self._snapshot().policies:
+            if decided_under is self._snapshot().policies or decided_under is UNWRITABLE:
                 self._queue.forget(name)
-                return  # left for a human under these very policies: nothing new
+                return  # nothing new: left for a human under these policies, or unwritable
             await self._refresh(name)  # policies changed: decide again on the whole object
             return
         try:
@@ -136,6 +138,15 @@ class Reconciler:
         except Conflict:
             self._metrics.api_error("conflict", "update")
             await self._refresh(name)
+            return
+        except TooLarge as exc:
+            # Not even a condition fits on this object: retrying cannot help, and signing
+            # again on every retry would burn CPU forever. Hold only its metadata until
+            # the object changes (or is deleted).
+            self._metrics.api_error(exc.kind, "update")
+            self._cache.shed(name, UNWRITABLE, resource_version=_version(raw))
+            self._queue.forget(name)
+            log.error("%s: cannot write to this CSR, it is too large: %s", name, exc)
             return
         except ApiError as exc:
             self._metrics.api_error(exc.kind, "update")
@@ -149,13 +160,17 @@ class Reconciler:
 
     async def _refresh(self, name: str) -> None:
         """After a conflict: re-read the object and decide again on the fresh copy."""
+        before = self._cache.get(name)
         try:
             fresh = await self._writer.get(name)
         except ApiError as exc:
             self._metrics.api_error(exc.kind, "get")
             self._queue.retry(name)
             return
-        if fresh is None:
+        if self._cache.get(name) is not before:
+            # A watch event brought a copy while we read: it may be newer than ours.
+            self._queue.add(name)
+        elif fresh is None:
             self._cache.apply("DELETED", {"metadata": {"name": name}})
         elif self._cache.apply("MODIFIED", fresh):
             self._queue.add(name)
@@ -170,8 +185,6 @@ class Reconciler:
         policy_name: str | None = None
         # Parsed once, for deciding and for signing; large requests off the event loop.
         view = await self._cpu(state, _parse, state, self._caps)
-        if isinstance(view, CsrParseError):
-            self._metrics.request_unreadable(signer, unreadable_reason(view))
         if not state.approved:
             if snapshot.policies is None:
                 return True  # policies not loaded yet: nothing to decide with
@@ -179,12 +192,16 @@ class Reconciler:
             self._metrics.decision(signer, decision.outcome, decision.policy)
             if decision.outcome is Outcome.ABSTAIN:
                 await self._abstain(state, decision, view)
-                self._cache.shed(state.name, snapshot.policies)
+                self._cache.shed(
+                    state.name, snapshot.policies, resource_version=state.resource_version
+                )
                 return False
             if decision.outcome is Outcome.DENY:
                 message = decision.summary()
                 raw = await self._writer.deny(raw, DENIED_REASON, message)
                 self._cache.apply("MODIFIED", raw)
+                if isinstance(view, CsrParseError):  # counted once, when refused
+                    self._metrics.request_unreadable(signer, unreadable_reason(view))
                 await self._writer.event(raw, "Warning", "Denied", message)
                 log.info("%s: denied: %s", state.name, message, extra={"csr": state.name})
                 return False
@@ -264,7 +281,8 @@ class Reconciler:
                 self._metrics.signing_failed(signer, outcome.reason)
                 log.error("%s: cannot sign: %s", state.name, outcome.message)
                 return True
-            await self._refuse(raw, state, outcome)
+            parse_error = view if isinstance(view, CsrParseError) else None
+            await self._refuse(raw, state, outcome, unreadable=parse_error)
             return False
         try:
             raw = await self._writer.upload_certificate(raw, outcome.certificate_pem)
@@ -301,10 +319,21 @@ class Reconciler:
             return await asyncio.to_thread(fn, *args)
         return fn(*args)
 
-    async def _refuse(self, raw: RawCsr, state: CsrState, refusal: Refusal) -> None:
+    async def _refuse(
+        self,
+        raw: RawCsr,
+        state: CsrState,
+        refusal: Refusal,
+        *,
+        unreadable: CsrParseError | None = None,
+    ) -> None:
         """Mark the CSR Failed with the refusal's reason: final, never signed."""
         self._metrics.signing_failed(state.request.signer_name, refusal.reason)
         raw = await self._writer.fail(raw, refusal.reason, refusal.message)
+        if unreadable is not None:  # counted once, when refused
+            self._metrics.request_unreadable(
+                state.request.signer_name, unreadable_reason(unreadable)
+            )
         self._cache.apply("MODIFIED", raw)
         await self._writer.event(raw, "Warning", "SigningFailed", refusal.message)
         log.info("%s: signing refused: %s", state.name, refusal.message, extra={"csr": state.name})
@@ -337,6 +366,10 @@ class OverCap(CsrParseError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+def _version(raw: RawCsr) -> str:
+    return str((raw.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def unreadable_reason(error: CsrParseError) -> str:

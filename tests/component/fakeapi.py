@@ -60,6 +60,8 @@ class FakeCsrApi:
     writes: list[tuple[str, str]] = field(default_factory=list)
     fail_next: list[ApiError] = field(default_factory=list)
     """Errors to raise from the next writes, in order."""
+    during_event: Any = None
+    """Called while an Event is written: another actor's change lands mid-reconcile."""
     reads: int = 0
     """GETs so far (the cost of re-reading objects)."""
     max_object_bytes: int | None = None
@@ -127,6 +129,8 @@ class FakeCsrApi:
 
     async def event(self, raw: RawCsr, type_: str, reason: str, message: str) -> None:
         self.events.append((raw["metadata"]["name"], reason, message))
+        if self.during_event is not None:
+            self.during_event()
 
 
 class RecordingMetrics:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 
 import pytest
 from cryptography import x509
@@ -407,3 +408,54 @@ async def test_a_certificate_too_large_to_store_fails_the_csr_instead_of_retryin
     assert "request is too large" in failed[0]["message"]
     assert ("signing_failed", "CertificateTooLarge") in h.metrics.calls
     assert h.queue.depth == 0, "not retried: the CSR is final"
+
+
+async def test_an_approval_landing_while_the_pending_event_is_written_is_still_signed(
+    h: Harness,
+) -> None:
+    raw = make_raw("quick", username="alice")
+    h.cache.apply("ADDED", h.api.add(raw))
+
+    def human_approves() -> None:  # `kubectl certificate approve` right after create
+        h.api.mutate("quick", "Approved")
+        h.cache.apply("MODIFIED", h.api.objects["quick"])
+
+    h.api.during_event = human_approves
+    await h.reconciler("quick")
+    h.api.during_event = None
+    assert h.cache.shed_under("quick") is None, "the approved copy was not stripped"
+    await h.reconciler("quick")  # the queue hands the dirty key out again
+    assert h.api.objects["quick"]["status"].get("certificate")
+
+
+async def test_a_csr_too_large_for_even_a_condition_is_not_retried(
+    policies: PolicySet, ca: CaBundle
+) -> None:
+    h = Harness(policies, ca)
+    names = tuple(f"n{i}.team-b.svc" for i in range(300))  # over --max-sans: to be denied
+    raw = make_raw("full", dns_names=names)
+    h.api.max_object_bytes = len(json.dumps(raw)) + 10  # no condition fits any more
+    obj = await h.run(raw)
+    assert obj["status"]["conditions"] == []
+    assert h.queue.depth == 0, "not retried"
+    writes_before = len(h.api.writes)
+    await h.reconciler("full")  # a resync
+    assert len(h.api.writes) == writes_before
+    assert "request" not in h.cache.get("full")["spec"], "only metadata is held"  # type: ignore[index]
+
+
+async def test_an_unreadable_request_is_counted_once_when_refused(
+    policies: PolicySet, ca: CaBundle
+) -> None:
+    h = Harness(None, ca)  # policies not loaded yet: nothing is decided
+    garbage = b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+    await h.run(make_raw("early", pem=garbage))
+    await h.reconciler("early")
+    assert not [c for c in h.metrics.calls if c[0] == "request_unreadable"]
+    h.snapshot = Snapshot(
+        policies=policies, cas=h.snapshot.cas, limits=LIMITS, cluster_domain="cluster.local"
+    )
+    await h.reconciler("early")
+    assert [c for c in h.metrics.calls if c[0] == "request_unreadable"] == [
+        ("request_unreadable", "Malformed")
+    ]

@@ -110,7 +110,9 @@ def test_a_shed_entry_keeps_no_request_until_a_whole_copy_arrives() -> None:
     whole = raw("a", uid="ua") | {"spec": {"request": "QUJD" * 10_000, "signerName": "s"}}
     cache.apply("ADDED", whole)
     policies = object()
-    cache.shed("a", policies)
+    cache.shed("a", policies, resource_version="0")
+    assert cache.shed_under("a") is None, "a copy newer than the decided one stays whole"
+    cache.shed("a", policies, resource_version="1")
     kept = cache.get("a")
     assert kept is not None
     assert kept["spec"] == {"signerName": "s"}, "the request bytes are gone, the rest stays"

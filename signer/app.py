@@ -32,7 +32,7 @@ from signer.kube.errors import ApiError
 from signer.kube.leader import LeaderElector
 from signer.kube.trust import TrustPublisher
 from signer.kube.watching import Handlers, list_and_watch
-from signer.pki.ca import CaBundle, CaError, load_ca_from_secret_data
+from signer.pki.ca import CaBundle, CaError, CaTimeError, load_ca_from_secret_data
 from signer.pki.signing import SigningLimits
 from signer.policy import PolicyLoadError, PolicySet, bundled_policies_dir, load_policies
 from signer.policy.loader import fingerprint as policy_fingerprint
@@ -80,6 +80,8 @@ class Sources:
         self._clock = clock
         self._policy_fingerprint: str | None = None
         self._ca_versions: dict[tuple[str, str], str | None] = {}
+        self._retry_later: dict[tuple[str, str], dict[str, Any]] = {}
+        """Secrets that failed only on time (`CaTimeError`), reloaded by the timer."""
         self.limits = SigningLimits(
             max_duration=dt.timedelta(seconds=settings.max_duration_seconds),
             default_duration=dt.timedelta(seconds=settings.default_duration_seconds),
@@ -165,7 +167,10 @@ class Sources:
                 result = await asyncio.to_thread(self._read_policies)
             except Exception as exc:  # e.g. the thread could not start: report, go on
                 result = f"cannot load: {type(exc).__name__}: {exc}"
-            self._apply_policies(result)
+            try:
+                self._apply_policies(result)
+            except Exception:  # e.g. a callback's bug: the loop must outlive it
+                log.exception("applying the policy set failed")
 
     # -- CA ----------------------------------------------------------------------------
 
@@ -183,9 +188,15 @@ class Sources:
         if version == self._ca_versions.get(secret_ref):
             return
         self._ca_versions[secret_ref] = version
+        self._retry_later.pop(secret_ref, None)
         try:
             data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
             ca = load_ca_from_secret_data(data, now=self._clock())
+        except CaTimeError as exc:  # sound but not valid now: try again on the timer
+            self._retry_later[secret_ref] = secret
+            self._set_loaded(secret_ref, None, f"secret {where}: {exc}")
+            log.error("CA Secret %s is not usable now; signing paused: %s", where, exc)
+            return
         except Exception as exc:  # any malformed material: stop signing, never crash
             if not isinstance(exc, CaError | ValueError):
                 exc = CaError(f"cannot load: {type(exc).__name__}: {exc}")
@@ -237,9 +248,20 @@ class Sources:
             self._on_change()
 
     async def watch_ca_validity(self) -> None:
+        """Forever: reload Secrets that were only out of their validity, re-check the rest."""
         while True:
             await asyncio.sleep(CA_VALIDITY_CHECK_SECONDS)
-            self.check_ca_validity()
+            try:
+                self.retry_time_failures()
+                self.check_ca_validity()
+            except Exception:  # a bug here must not stop the timer: report, go on
+                log.exception("CA validity check failed")
+
+    def retry_time_failures(self) -> None:
+        """Load again the Secrets whose CA was not yet (or no longer) valid."""
+        for secret_ref, secret in list(self._retry_later.items()):
+            self._ca_versions[secret_ref] = None
+            self._secret_changed(secret_ref, secret)
 
     async def watch_ca(self, api: client.ApiClient, secret_ref: tuple[str, str]) -> None:
         core = client.CoreV1Api(api)

@@ -83,6 +83,11 @@ class CaError(ValueError):
     """The CA material is unusable; the message says which part and why."""
 
 
+class CaTimeError(CaError):
+    """The material is sound but outside its validity now: it may be fine later
+    (a CA issued seconds ago on a machine whose clock runs ahead of ours)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CaLabels:
     """What to call each input in error messages (Secret keys, or file paths)."""
@@ -416,9 +421,9 @@ def _check_ca(cert: x509.Certificate, what: str) -> None:
 
 def _check_valid(cert: x509.Certificate, what: str, now: datetime) -> None:
     if cert.not_valid_after_utc <= now:
-        raise CaError(f"{what} expired at {cert.not_valid_after_utc.isoformat()}")
+        raise CaTimeError(f"{what} expired at {cert.not_valid_after_utc.isoformat()}")
     if cert.not_valid_before_utc > now:
-        raise CaError(f"{what} is not valid before {cert.not_valid_before_utc.isoformat()}")
+        raise CaTimeError(f"{what} is not valid before {cert.not_valid_before_utc.isoformat()}")
 
 
 def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:

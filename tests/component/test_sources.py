@@ -214,3 +214,26 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached"
         await asyncio.sleep(0.02)
+
+
+def test_a_ca_not_yet_valid_at_load_is_used_once_it_becomes_valid(policy_dir: Path) -> None:
+    start = dt.datetime.now(dt.UTC)
+    clock = [start]
+    readiness, telemetry = Readiness(), Telemetry.create(signer_names=[LOCAL])
+    sources = Sources(
+        Settings(policy_dir=policy_dir, signer_names=(LOCAL,)),
+        telemetry,
+        readiness,
+        lambda: None,
+        clock=lambda: clock[0],
+    )
+    # Issued on a machine whose clock runs two hours ahead (NotBefore = its now - 1 h).
+    cert, key = generate_root("ahead", "ecdsa-p256", 30, start + dt.timedelta(hours=2))
+    sources._secret_changed(DEFAULT_CA, secret("1", ca_secret_manifest("a", "ns", cert, key)))
+    assert sources.cas[LOCAL] is None
+    assert "not valid before" in check(readiness, f"ca {LOCAL}").detail
+    clock[0] = start + dt.timedelta(hours=1, minutes=1)
+    sources.retry_time_failures()  # what the validity timer does, with no Secret change
+    assert sources.cas[LOCAL] is not None
+    assert check(readiness, f"ca {LOCAL}").ok
+    telemetry.shutdown()

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from cryptography import x509
 
 SERVICEACCOUNT_PREFIX = "system:serviceaccount:"
+SERVICEACCOUNTS_GROUP = "system:serviceaccounts"
+AUTHENTICATED_GROUP = "system:authenticated"
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS1123_SUBDOMAIN_PART = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -193,6 +198,71 @@ class CsrRequest:
     requester: Requester
     usages: tuple[str, ...] = ()
     expiration_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodRequest:
+    """The parts of a PodCertificateRequest (KEP-4317) the core decides on.
+
+    Only fields the apiserver vouches for carry identity: the namespace and
+    spec.serviceAccountName, podName/podUID and nodeName are checked against the
+    real Pod, ServiceAccount and Node by NodeRestriction when a kubelet creates
+    the request. `annotations` (spec.unverifiedUserAnnotations) are copied from
+    the pod spec, so whoever can create a pod writes them: they are requests to be
+    checked, never identity.
+    """
+
+    signer_name: str
+    namespace: str
+    service_account: str
+    pod_name: str
+    pod_uid: str
+    node_name: str
+    key: KeyInfo
+    """From spec.stubPKCS10Request (or the deprecated spec.pkixPublicKey)."""
+    annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    """spec.unverifiedUserAnnotations, copied read-only so the value stays frozen (a
+    mapping is not hashable: the hash leaves it out, equality compares it)."""
+    max_expiration_seconds: int = 86400
+    """spec.maxExpirationSeconds; the apiserver defaults it to 86400."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "annotations", MappingProxyType(dict(self.annotations)))
+
+    @property
+    def requester(self) -> Requester:
+        """The pod's ServiceAccount as a CSR requester, so requester selectors apply unchanged.
+
+        The username and groups are those the apiserver gives the
+        ServiceAccount's own token: a policy selecting `serviceAccounts`,
+        `usernames: [system:serviceaccount:ns:sa]` or `groups:
+        [system:serviceaccounts:ns]` means the same pods whether they ask with a
+        CSR or a PodCertificateRequest.
+        """
+        return Requester(
+            username=f"{SERVICEACCOUNT_PREFIX}{self.namespace}:{self.service_account}",
+            groups=(
+                SERVICEACCOUNTS_GROUP,
+                f"{SERVICEACCOUNTS_GROUP}:{self.namespace}",
+                AUTHENTICATED_GROUP,
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PodGrant:
+    """What an approved PodCertificateRequest's certificate carries, as policy decided.
+
+    The names are final: rendered from the approving policy's `podCertificate`
+    patterns, then the annotation-requested names the policy allows, each once,
+    granted first. Issuance adds nothing and drops nothing.
+    """
+
+    dns_names: tuple[str, ...]
+    uris: tuple[str, ...]
+    max_lifetime: timedelta | None
+    """The approving policy's maxLifetime; None: the signer's own maximum applies."""
+    policy: str
 
 
 class Outcome(StrEnum):

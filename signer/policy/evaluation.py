@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from signer.models import CsrRequest, CsrView, KeyInfo, Usage
+from signer.models import CsrRequest, CsrView, KeyInfo, Requester, Usage
 from signer.pki.keys import RSA_EXPONENT
 from signer.policy.patterns import Bindings, Pattern
 from signer.policy.schema import (
@@ -80,13 +80,7 @@ class RequestFacts:
         cluster_domain: str,
         max_dns_names: int = DEFAULT_MAX_DNS_NAMES,
     ) -> RequestFacts:
-        sa = request.requester.serviceaccount
-        if sa is not None:
-            bindings = Bindings(sa.namespace, sa.name, cluster_domain)
-            who = f"requester namespace {quote(sa.namespace)}"
-        else:
-            bindings = Bindings(None, None, cluster_domain)
-            who = f"requester {quote(request.requester.username)}"
+        bindings, who = bind(request.requester, cluster_domain=cluster_domain)
         return cls(
             csr=csr,
             usages=request.usages,
@@ -94,6 +88,22 @@ class RequestFacts:
             requester=who,
             max_dns_names=max_dns_names,
         )
+
+
+def bind(requester: Requester, *, cluster_domain: str) -> tuple[Bindings, str]:
+    """The bound placeholders' values for `requester`, and how reasons name it.
+
+    Only a well-formed ServiceAccount binds `{namespace}` and `{serviceaccount}`;
+    reasons then name its namespace (`requester namespace "ns"`), the value those
+    placeholders are about, and otherwise the username.
+    """
+    sa = requester.serviceaccount
+    if sa is not None:
+        return (
+            Bindings(sa.namespace, sa.name, cluster_domain),
+            f"requester namespace {quote(sa.namespace)}",
+        )
+    return Bindings(None, None, cluster_domain), f"requester {quote(requester.username)}"
 
 
 def quote(value: str) -> str:
@@ -115,30 +125,14 @@ def evaluate(policy: Policy, facts: RequestFacts) -> list[Violation]:
         out.append(Violation(name, field, message))
 
     def names(field: str, values: tuple[T, ...], ok: Callable[[T], bool], why: str) -> None:
-        """One violation per value not allowed (a value listed twice counts once), at
-        most `MAX_VIOLATIONS_PER_FIELD`: a hostile request with 100,000 names must not
-        cost 100,000 evaluations and messages; the first ones are enough to act on."""
-        bad = 0
-        for value in _unique(values):
-            if ok(value):
-                continue
-            bad += 1
-            if bad > MAX_VIOLATIONS_PER_FIELD:
-                add(field, f"more values are not allowed (only the first {bad - 1} are listed)")
-                return
-            add(field, f"{quote(str(value))} {why}")
+        out.extend(not_allowed(name, field, values, ok, why))
 
     limit = allowed.max_dns_names or facts.max_dns_names
     found = len(set(csr.dns_names))
     if found > limit:
-        add(F_DNS, f"{found} DNS names requested, at most {limit} allowed")
+        add(F_DNS, too_many_dns_names(found, limit))
     denied_for = f"is not allowed for {facts.requester}"
-    names(
-        F_DNS,
-        csr.dns_names,
-        lambda d: len(d) <= 253 and _any_match(allowed.dns_names, d, b),
-        denied_for,
-    )
+    names(F_DNS, csr.dns_names, lambda d: dns_name_allowed(policy, d, b), denied_for)
     if found < policy.required.min_dns_names:
         n = policy.required.min_dns_names
         add(F_DNS, f"at least {n} DNS name{'s' if n > 1 else ''} required, found {found}")
@@ -148,7 +142,7 @@ def evaluate(policy: Policy, facts: RequestFacts) -> list[Violation]:
         lambda ip: any(ip in n for n in allowed.ip_ranges),
         "is not in an allowed range",
     )
-    names(F_URIS, csr.uris, lambda u: _any_match(allowed.uris, u, b), denied_for)
+    names(F_URIS, csr.uris, lambda u: uri_allowed(policy, u, b), denied_for)
     names(F_EMAILS, csr.emails, lambda e: _any_match(allowed.emails, e, b), denied_for)
     names(
         F_OTHER_SANS, csr.other_sans, lambda _o: False, "is not a kind of name this signer issues"
@@ -158,12 +152,56 @@ def evaluate(policy: Policy, facts: RequestFacts) -> list[Violation]:
         add(F_SUBJECT, message)
     if csr.requests_ca:
         add(F_CA, "requests a CA certificate (CA:TRUE); CA certificates are never issued")
-    if not any(_key_allowed(rule, csr.key) for rule in allowed.keys):
-        add(F_KEY, f"{_key_label(csr.key)} is not allowed (allowed: {_describe(allowed.keys)})")
+    key_problem = key_not_allowed(policy, csr.key)
+    if key_problem is not None:
+        add(F_KEY, key_problem)
 
     for message in _usages(policy, facts.usages):
         add(F_USAGES, message)
     return out
+
+
+def not_allowed(
+    policy: str, field: str, values: tuple[T, ...], ok: Callable[[T], bool], why: str
+) -> list[Violation]:
+    """One violation per value not `ok` (a value listed twice counts once), at most
+    `MAX_VIOLATIONS_PER_FIELD` and then one saying there are more: a hostile request
+    with 100,000 names must not cost 100,000 evaluations and messages; the first ones
+    are enough to act on. Shared by CSR SANs and PodCertificateRequest annotations,
+    so both are judged and worded alike."""
+    out: list[Violation] = []
+    for value in _unique(values):
+        if ok(value):
+            continue
+        if len(out) == MAX_VIOLATIONS_PER_FIELD:
+            more = f"more values are not allowed (only the first {len(out)} are listed)"
+            out.append(Violation(policy, field, more))
+            break
+        out.append(Violation(policy, field, f"{quote(str(value))} {why}"))
+    return out
+
+
+def too_many_dns_names(found: int, limit: int) -> str:
+    """The maxDnsNames violation, checked before the names one by one (they may be many)."""
+    return f"{found} DNS names requested, at most {limit} allowed"
+
+
+def dns_name_allowed(policy: Policy, name: str, bindings: Bindings) -> bool:
+    """Whether `allowed.dnsNames` admits `name` for the requester (`bindings`)."""
+    return len(name) <= 253 and _any_match(policy.allowed.dns_names, name, bindings)
+
+
+def uri_allowed(policy: Policy, uri: str, bindings: Bindings) -> bool:
+    """Whether `allowed.uris` admits `uri` for the requester (`bindings`)."""
+    return _any_match(policy.allowed.uris, uri, bindings)
+
+
+def key_not_allowed(policy: Policy, key: KeyInfo) -> str | None:
+    """Why `allowed.keys` refuses `key` (by type and size only, never key material)."""
+    rules = policy.allowed.keys
+    if any(_key_allowed(rule, key) for rule in rules):
+        return None
+    return f"{_key_label(key)} is not allowed (allowed: {_describe(rules)})"
 
 
 def _subject(policy: Policy, facts: RequestFacts) -> list[str]:

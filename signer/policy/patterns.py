@@ -19,6 +19,10 @@ Patterns without bound placeholders compile to one regex at load time; the
 others compile once per distinct set of bound values (a small cache), because
 substituting the escaped literal value is the only exact way to match e.g.
 `{serviceaccount}.{clusterDomain}`, where both values may contain dots.
+
+A pattern without free placeholders also describes exactly one value per
+request: `render` produces it, for the names a policy grants to a pod
+(`podCertificate`) rather than matches against what was asked for.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ LABEL_REGEX = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
 BOUND_PLACEHOLDERS = ("namespace", "serviceaccount", "clusterDomain")
 FREE_PLACEHOLDERS = ("label",)
 _TOKEN = re.compile(r"\{([^{}]*)\}")
+_DNS_LABEL = re.compile(LABEL_REGEX)
 _CACHE_LIMIT = 1024
 # Values the load-time validation substitutes for placeholders, chosen to be
 # valid in every kind of pattern (a label, a namespace, a domain).
@@ -99,16 +104,23 @@ class Bindings:
 class Pattern:
     """One compiled pattern; `matches` is the only thing evaluation needs."""
 
-    __slots__ = ("_bound_order", "_cache", "_parts", "_static", "bound", "kind", "text")
+    __slots__ = ("_bound_order", "_cache", "_parts", "_static", "bound", "free", "kind", "text")
 
-    def __init__(self, text: str, kind: PatternKind) -> None:
+    def __init__(self, text: str, kind: PatternKind, *, generated: bool = False) -> None:
+        """`generated`: the pattern names a value to issue (`render`), not a set to
+        match, so free placeholders are refused with a message saying why."""
         self.text = text
         self.kind = kind
-        self._parts = _split(text, kind)
+        self._parts = _split(text, kind, generated=generated)
         self.bound: frozenset[str] = frozenset(
             p.name
             for p in self._parts
             if isinstance(p, _Placeholder) and p.name in BOUND_PLACEHOLDERS
+        )
+        self.free: frozenset[str] = frozenset(
+            p.name
+            for p in self._parts
+            if isinstance(p, _Placeholder) and p.name in FREE_PLACEHOLDERS
         )
         self._bound_order = tuple(sorted(self.bound))
         _validate_sample(text, kind, self._parts)
@@ -132,6 +144,32 @@ class Pattern:
             return False
         regex = self._for(bindings)
         return regex is not None and regex.fullmatch(value) is not None
+
+    def render(self, bindings: Bindings) -> str | None:
+        """The one value this pattern describes for these bindings, or None.
+
+        None when there is no single value: a free placeholder (`{label}`, any
+        label) or a bound one without a value (no ServiceAccount, or one whose
+        name has a dot: see `Bindings.get`). None also when substitution yields
+        something that is not a valid value of the kind, such as a DNS label over
+        63 characters from a long ServiceAccount name: a name that is not a DNS
+        name is never put in a certificate, so it is not granted.
+        """
+        if self.free:
+            return None
+        out: list[str] = []
+        for part in self._parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            value = bindings.get(part.name)
+            if value is None:
+                return None
+            out.append(value)
+        rendered = "".join(out)
+        if self.kind is PatternKind.DNS and not is_dns_name(rendered):
+            return None
+        return rendered
 
     def _for(self, bindings: Bindings) -> re.Pattern[str] | None:
         key = tuple(bindings.get(name) for name in self._bound_order)
@@ -160,15 +198,23 @@ class Pattern:
         return "".join(out)
 
 
+def is_dns_name(value: str) -> bool:
+    """A lowercase DNS name a certificate may carry: at most 253 characters in all,
+    labels of 1-63 of a-z, 0-9 and '-', not starting or ending with '-'."""
+    return len(value) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in value.split("."))
+
+
 @dataclass(frozen=True, slots=True)
 class _Placeholder:
     name: str
 
 
-def _split(text: str, kind: PatternKind) -> tuple[str | _Placeholder, ...]:
+def _split(text: str, kind: PatternKind, *, generated: bool) -> tuple[str | _Placeholder, ...]:
     if not text:
         raise PatternError(f"empty {kind.value} pattern")
     allowed = _KIND_PLACEHOLDERS[kind]
+    if generated:
+        allowed = tuple(p for p in allowed if p in BOUND_PLACEHOLDERS)
     parts: list[str | _Placeholder] = []
     pos = 0
     for m in _TOKEN.finditer(text):
@@ -177,6 +223,13 @@ def _split(text: str, kind: PatternKind) -> tuple[str | _Placeholder, ...]:
         if literal:
             parts.append(literal)
         name = m.group(1)
+        if generated and name in FREE_PLACEHOLDERS:
+            bound = ", ".join("{" + p + "}" for p in allowed)
+            raise PatternError(
+                f"{{{name}}} cannot be used in podCertificate pattern {text!r}: these names "
+                f"are generated for the pod, not matched, so only {bound} can be used "
+                "(to let pods ask for names, list patterns under allowed instead)"
+            )
         if name not in allowed:
             known = ", ".join("{" + p + "}" for p in allowed)
             raise PatternError(

@@ -56,6 +56,25 @@ def _pattern(kind: PatternKind) -> PlainValidator:
     return PlainValidator(validate)
 
 
+def _generated(kind: PatternKind) -> PlainValidator:
+    """A pattern that names one value per pod: bound placeholders only.
+
+    `podCertificate` patterns are rendered, not matched: `{label}` ("any label")
+    has no value to render, so it is refused here, at its file and line, rather
+    than silently granting nothing at run time.
+    """
+
+    def validate(value: Any) -> Pattern:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string (a {kind.value} pattern)")
+        try:
+            return Pattern(value, kind, generated=True)
+        except PatternError as exc:
+            raise ValueError(str(exc)) from exc
+
+    return PlainValidator(validate)
+
+
 def _usage(value: Any) -> Usage:
     if not isinstance(value, str):
         raise ValueError("must be a string (a usage)")
@@ -129,6 +148,8 @@ EmailPattern = Annotated[Pattern, _pattern(PatternKind.EMAIL)]
 TextPattern = Annotated[Pattern, _pattern(PatternKind.TEXT)]
 NamespacePattern = Annotated[Pattern, _pattern(PatternKind.NAMESPACE)]
 ServiceAccountNamePattern = Annotated[Pattern, _pattern(PatternKind.SERVICEACCOUNT_NAME)]
+GeneratedDnsPattern = Annotated[Pattern, _generated(PatternKind.DNS)]
+GeneratedUriPattern = Annotated[Pattern, _generated(PatternKind.URI)]
 UsageValue = Annotated[Usage, PlainValidator(_usage)]
 IpRange = Annotated[IPv4Network | IPv6Network, PlainValidator(_ip_range)]
 Duration = Annotated[timedelta, PlainValidator(_duration)]
@@ -241,6 +262,20 @@ class Required(_Model):
     """At least one of these must be requested (e.g. server auth or client auth)."""
 
 
+class PodCertificate(_Model):
+    """What a pod selected by the policy receives from a PodCertificateRequest.
+
+    Its presence is what makes a policy serve PodCertificateRequests at all:
+    a policy without it only ever decides CSRs. Each pattern is rendered for
+    the pod's namespace and ServiceAccount; names the pod asks for in its
+    annotations are checked against `allowed`, as CSR SANs are. Empty lists
+    are valid: the pod then gets only the allowed names it asks for.
+    """
+
+    dns_names: tuple[GeneratedDnsPattern, ...] = ()
+    uris: tuple[GeneratedUriPattern, ...] = ()
+
+
 class Policy(_Model):
     """One named rule set: which signer, which requesters, what they may request."""
 
@@ -252,6 +287,8 @@ class Policy(_Model):
     required: Required = Required()
     max_lifetime: Duration | None = None
     """Longer requests are shortened when signing, never denied for it."""
+    pod_certificate: PodCertificate | None = None
+    """None: the policy does not serve PodCertificateRequests."""
 
     @model_validator(mode="after")
     def _satisfiable(self) -> Policy:

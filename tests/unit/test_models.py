@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from signer.models import Decision, Outcome
+from signer.models import Decision, KeyInfo, Outcome, PodRequest
 from signer.pki.parsing import parse_csr
 from tests.data.csrs import build_csr_pem
 
@@ -45,3 +45,46 @@ def test_describe_names_what_will_be_issued_and_stays_bounded() -> None:
         'subject "(empty)"; DNS ["a.b"]; IP ["10.0.0.1"]; URI ["spiffe://c/ns/a"]; '
         "key ECDSA secp256r1"
     )
+
+
+def pod_request(**overrides: object) -> PodRequest:
+    fields: dict[str, object] = {
+        "signer_name": "example.com/pods",
+        "namespace": "team-a",
+        "service_account": "web",
+        "pod_name": "web-0",
+        "pod_uid": "uid-1",
+        "node_name": "node-1",
+        "key": KeyInfo("ed25519", 256),
+    }
+    fields.update(overrides)
+    return PodRequest(**fields)  # type: ignore[arg-type]
+
+
+def test_pod_request_requester_is_its_serviceaccount_as_its_token_names_it() -> None:
+    requester = pod_request().requester
+    assert requester.username == "system:serviceaccount:team-a:web"
+    assert requester.groups == (
+        "system:serviceaccounts",
+        "system:serviceaccounts:team-a",
+        "system:authenticated",
+    )
+    sa = requester.serviceaccount
+    assert sa is not None
+    assert (sa.namespace, sa.name) == ("team-a", "web")
+
+
+def test_pod_request_with_a_malformed_name_is_not_a_serviceaccount() -> None:
+    assert pod_request(service_account="Web").requester.serviceaccount is None
+
+
+def test_pod_request_annotations_are_a_frozen_copy() -> None:
+    annotations = {"csr-signer.dev/dns-names": "a.team-a.svc"}
+    request = pod_request(annotations=annotations)
+    annotations["csr-signer.dev/dns-names"] = "changed"
+    assert request.annotations == {"csr-signer.dev/dns-names": "a.team-a.svc"}
+    with pytest.raises(TypeError):
+        request.annotations["x"] = "y"  # type: ignore[index]
+    assert request == pod_request(annotations={"csr-signer.dev/dns-names": "a.team-a.svc"})
+    assert hash(request) == hash(pod_request()), "hashable; the mapping is left out of it"
+    assert request.max_expiration_seconds == 86400, "the apiserver's default"

@@ -13,8 +13,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from signer.models import Outcome
-from signer.policy import PolicySet, decide
+from signer.models import KeyInfo, Outcome, PodRequest
+from signer.policy import PolicySet, decide, decide_pod
 from tests.data.csrs import csr_request, sa_username
 from tests.unit.policy.conftest import CLUSTER_LOCAL, KNATIVE
 
@@ -564,3 +564,82 @@ def test_bundled_set_governs_both_signers_and_abstains_by_default(bundled: Polic
     assert bundled.signer_names == {KNATIVE, CLUSTER_LOCAL}
     assert bundled.when_no_policy_applies(KNATIVE) is ABSTAIN
     assert bundled.when_no_policy_applies(CLUSTER_LOCAL) is ABSTAIN
+
+
+def pcr(namespace: str, service_account: str = "web", **overrides: Any) -> PodRequest:
+    """A PodCertificateRequest for the knative-internal signer from `namespace:web`."""
+    fields: dict[str, Any] = {
+        "signer_name": KNATIVE,
+        "namespace": namespace,
+        "service_account": service_account,
+        "pod_name": "web-0",
+        "pod_uid": "uid-1",
+        "node_name": "node-1",
+        "key": KeyInfo("ecdsa", 256, curve="secp256r1"),
+    }
+    fields.update(overrides)
+    return PodRequest(**fields)
+
+
+@pytest.mark.parametrize(
+    ("request_", "outcome", "expected"),
+    [
+        pytest.param(
+            pcr("default"),
+            APPROVE,
+            ("kn-user-default",),
+            id="pod-gets-kn-user-of-its-own-namespace",
+        ),
+        pytest.param(
+            pcr("knative-serving", "controller"),
+            APPROVE,
+            ("kn-user-knative-serving",),
+            id="knative-component-pod-gets-kn-user-of-its-namespace-only",
+        ),
+        pytest.param(
+            pcr("default", "web.v2"),
+            APPROVE,
+            ("kn-user-default",),
+            id="dotted-serviceaccount-still-gets-its-namespace-name",
+        ),
+        pytest.param(
+            pcr("default", annotations={"csr-signer.dev/dns-names": "kn-routing"}),
+            DENY,
+            "knative-system-internal: spec.unverifiedUserAnnotations csr-signer.dev/dns-names: "
+            '"kn-routing" is not allowed for requester namespace "default"',
+            id="pod-may-not-ask-for-kn-routing",
+        ),
+        pytest.param(
+            pcr("knative-serving", annotations={"csr-signer.dev/dns-names": "kn-routing"}),
+            DENY,
+            '"kn-routing" is not allowed for requester namespace "knative-serving"',
+            id="not-even-a-knative-pod-the-components-policy-serves-no-pods",
+        ),
+        pytest.param(
+            pcr("default", key=KeyInfo("ecdsa", 521, curve="secp521r1")),
+            DENY,
+            "UnsupportedKeyType: knative-system-internal: publicKey: ECDSA P-521 is not allowed",
+            id="ecdsa-p521-key-type-is-unsupported",
+        ),
+        pytest.param(
+            pcr("default", signer_name=CLUSTER_LOCAL),
+            DENY,
+            'NoPolicy: no policy for signer "csr-signer.dev/cluster-local" issues pod '
+            'certificates to ServiceAccount "web" in namespace "default" '
+            "(policy cluster-local-services applies, but has no podCertificate section)",
+            id="cluster-local-serves-no-pods",
+        ),
+    ],
+)
+def test_bundled_policy_pod_certificates(
+    bundled: PolicySet, request_: PodRequest, outcome: Outcome, expected: tuple[str, ...] | str
+) -> None:
+    decision, grant = decide_pod(request_, bundled)
+    assert decision.outcome is outcome, decision.reasons
+    if outcome is APPROVE:
+        assert decision.policy == "knative-system-internal"
+        assert grant is not None
+        assert (grant.dns_names, grant.uris) == (expected, ())
+    else:
+        assert grant is None
+        assert any(str(expected) in reason for reason in decision.reasons), decision.reasons

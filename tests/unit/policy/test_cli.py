@@ -207,6 +207,30 @@ def test_lint_reports_every_problem_as_file_line_field(capsys: pytest.CaptureFix
     ]
 
 
+def test_lint_validates_pod_certificate_sections(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pods.yaml").write_text(
+        "policies:\n"
+        "  - name: pods\n"
+        "    signerNames: [example.com/pods]\n"
+        '    requesters: {serviceAccounts: [{namespaces: ["{label}"]}]}\n'
+        "    podCertificate:\n"
+        '      dnsNames: ["{label}.{namespace}.svc"]\n'
+        "      emails: [a@b.c]\n"
+    )
+    assert main(["policy", "lint", str(tmp_path)]) == 1
+    path = tmp_path / "pods.yaml"
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}:6: policies[0].podCertificate.dnsNames[0]: {{label}} cannot be used in "
+        "podCertificate pattern '{label}.{namespace}.svc': these names are generated for the "
+        "pod, not matched, so only {namespace}, {serviceaccount}, {clusterDomain} can be used "
+        "(to let pods ask for names, list patterns under allowed instead)",
+        f"{path}:7: policies[0].podCertificate.emails: unknown field",
+        f"2 problems in {tmp_path}",
+    ]
+
+
 def test_python_m_signer_exits_2_without_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "signer", "policy", "check", str(tmp_path / "missing.yaml")],

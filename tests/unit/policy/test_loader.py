@@ -195,6 +195,46 @@ def policy(allowed: str = "", extra: str = "") -> str:
             "policies: &loop\n  - *loop\n", "p.yaml:1: recursive alias", id="recursive-alias"
         ),
         pytest.param(
+            policy(
+                "      dnsNames: [a.example.com]\n",
+                extra='    podCertificate:\n      dnsNames: [kn-routing, "kn-user-{label}"]\n',
+            ),
+            "p.yaml:8: policies[0].podCertificate.dnsNames[1]: {label} cannot be used in "
+            "podCertificate pattern 'kn-user-{label}': these names are generated for the pod, "
+            "not matched, so only {namespace}, {serviceaccount}, {clusterDomain} can be used "
+            "(to let pods ask for names, list patterns under allowed instead)",
+            id="label-in-pod-certificate-is-an-error-because-those-names-are-generated",
+        ),
+        pytest.param(
+            policy(
+                "      dnsNames: [a.example.com]\n",
+                extra='    podCertificate:\n      uris:\n        - "spiffe://{clusterDomain}/{label}"\n',
+            ),
+            "p.yaml:9: policies[0].podCertificate.uris[0]: {label} cannot be used in "
+            "podCertificate pattern 'spiffe://{clusterDomain}/{label}': these names are "
+            "generated for the pod, not matched, so only {namespace}, {serviceaccount}, "
+            "{clusterDomain} can be used (to let pods ask for names, list patterns under "
+            "allowed instead)",
+            id="label-in-pod-certificate-uri-is-an-error-too",
+        ),
+        pytest.param(
+            policy(
+                "      dnsNames: [a.example.com]\n",
+                extra='    podCertificate:\n      dnsNames: ["{nmespace}.svc"]\n',
+            ),
+            "p.yaml:8: policies[0].podCertificate.dnsNames[0]: unknown placeholder {nmespace} "
+            "in DNS name pattern '{nmespace}.svc' (known: {namespace}, {serviceaccount}, "
+            "{clusterDomain})",
+            id="pod-certificate-patterns-are-validated-and-list-only-bound-placeholders",
+        ),
+        pytest.param(
+            policy(
+                "      dnsNames: [a.example.com]\n", extra="    podCertificate:\n      dns: [a]\n"
+            ),
+            "p.yaml:8: policies[0].podCertificate.dns: unknown field",
+            id="misspelt-pod-certificate-field",
+        ),
+        pytest.param(
             policy('      dnsNames: [!!binary "YQ=="]\n'),
             "p.yaml:8: policies[0].allowed.dnsNames[0]: must be a string (a DNS name pattern)",
             id="non-string-pattern",

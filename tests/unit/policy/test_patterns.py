@@ -148,3 +148,58 @@ def test_bound_pattern_cache_is_keyed_by_the_values_it_uses() -> None:
         bindings = Bindings(namespace=ns, serviceaccount="x", cluster_domain="cluster.local")
         assert pattern.matches(f"web.{ns}.svc", bindings)
         assert not pattern.matches("web.c.svc", bindings)
+
+
+LONG_SA = Bindings(namespace="team-a", serviceaccount="a" * 64, cluster_domain="cluster.local")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "bindings", "expected"),
+    [
+        pytest.param(
+            "kn-user-{namespace}", DNS, SA, "kn-user-team-a", id="namespace-is-substituted"
+        ),
+        pytest.param(
+            "spiffe://{clusterDomain}/ns/{namespace}/sa/{serviceaccount}",
+            URI,
+            SA,
+            "spiffe://cluster.local/ns/team-a/sa/web",
+            id="every-bound-placeholder-is-substituted",
+        ),
+        pytest.param("kn-routing", DNS, USER, "kn-routing", id="literal-renders-as-itself"),
+        pytest.param(
+            "{serviceaccount}.{namespace}.svc",
+            DNS,
+            DOTTED,
+            None,
+            id="dotted-serviceaccount-renders-nothing",
+        ),
+        pytest.param(
+            "kn-user-{namespace}", DNS, USER, None, id="not-a-serviceaccount-renders-nothing"
+        ),
+        pytest.param(
+            "{label}.{namespace}.svc", DNS, SA, None, id="free-placeholder-has-no-single-value"
+        ),
+        pytest.param(
+            "{serviceaccount}.{namespace}.svc",
+            DNS,
+            LONG_SA,
+            None,
+            id="label-over-63-characters-is-not-a-dns-name-and-renders-nothing",
+        ),
+        pytest.param(
+            "spiffe://{clusterDomain}/sa/{serviceaccount}",
+            URI,
+            LONG_SA,
+            "spiffe://cluster.local/sa/" + "a" * 64,
+            id="long-serviceaccount-is-fine-in-a-uri",
+        ),
+    ],
+)
+def test_render_gives_the_one_value_a_pattern_describes(
+    text: str, kind: PatternKind, bindings: Bindings, expected: str | None
+) -> None:
+    pattern = Pattern(text, kind)
+    assert pattern.render(bindings) == expected
+    if expected is not None:
+        assert pattern.matches(expected, bindings), "a rendered value matches its pattern"

@@ -510,6 +510,15 @@ def _key_info(csr: x509.CertificateSigningRequest) -> KeyInfo:
         key = csr.public_key()
     except Exception:
         return KeyInfo(algorithm="unknown", size=0)
+    return key_info(key)
+
+
+def key_info(key: object) -> KeyInfo:
+    """What the key floor and `keys` rules look at, for any public key object.
+
+    Public so that keys which do not come from a CSR (a PodCertificateRequest's
+    spec.pkixPublicKey) are described exactly as CSR keys are.
+    """
     if isinstance(key, rsa.RSAPublicKey):
         return KeyInfo(algorithm="rsa", size=key.key_size, exponent=key.public_numbers().e)
     if isinstance(key, ec.EllipticCurvePublicKey):

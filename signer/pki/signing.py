@@ -26,6 +26,11 @@ built-in signers work with ours:
 
 Every reason not to sign is a `Refusal` value (the controller turns it into a
 `Failed` condition); nothing raises to the caller for a bad request.
+
+The pieces every leaf shares (CA validity, BasicConstraints CA:FALSE, usage and
+SAN extensions, SKI/AKI, serial, hash) are public helpers here, used by
+`signer.pki.podcerts` too, so a pod certificate and a CSR certificate can never
+drift apart in how they are built.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from typing import ClassVar
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtensionOID
 
 from signer.models import CsrView, Refusal
@@ -54,6 +60,8 @@ MIN_DURATION = timedelta(minutes=10)
 _LEAF_CONSTRAINTS = x509.Extension(
     ExtensionOID.BASIC_CONSTRAINTS, True, x509.BasicConstraints(ca=False, path_length=None)
 )
+SIGNING_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm)
+"""What `sign_leaf` raises for a key or name cryptography will not encode: a Refusal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,35 +124,19 @@ def issue(
     not_before, not_after, cut_to_ca = _validity(ca, now, limits.lifetime(requested_seconds))
     request = csr.csr
     try:
-        public_key = request.public_key()
-        extensions = [
-            _LEAF_CONSTRAINTS,
-            *_usage_extensions(mapped),
-            *_san_extensions(csr),
-            x509.Extension(
-                ExtensionOID.SUBJECT_KEY_IDENTIFIER,
-                False,
-                x509.SubjectKeyIdentifier.from_public_key(public_key),
-            ),
-            x509.Extension(
-                ExtensionOID.AUTHORITY_KEY_IDENTIFIER, False, ca.authority_key_identifier
-            ),
-        ]
-        serial = x509.random_serial_number()
-        cert = x509.CertificateBuilder(
-            issuer_name=ca.subject,
-            subject_name=request.subject,
-            public_key=public_key,
-            serial_number=serial,
-            not_valid_before=not_before,
-            not_valid_after=not_after,
-            extensions=extensions,
-        ).sign(ca.key, ca.hash_algorithm)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        cert = sign_leaf(
+            ca,
+            subject=request.subject,
+            public_key=request.public_key(),
+            not_before=not_before,
+            not_after=not_after,
+            extensions=[*usage_extensions(mapped), *_san_extensions(csr)],
+        )
+    except SIGNING_ERRORS as exc:
         return Refusal(reason="SigningFailed", message=f"cannot sign the request: {exc}")
     return Issued(
         certificate_pem=cert.public_bytes(serialization.Encoding.PEM) + ca.chain_pem,
-        serial_number=serial,
+        serial_number=cert.serial_number,
         not_before=not_before,
         not_after=not_after,
         cut_to_ca=cut_to_ca,
@@ -156,16 +148,9 @@ def _check(
     csr: CsrView, ca: CaBundle, usages: Sequence[str], now: datetime
 ) -> MappedUsages | Refusal:
     """Every reason not to sign, in a fixed order; else the mapped usages."""
-    if now >= ca.not_after:
-        return Refusal(
-            reason="CAExpired",
-            message=f"the signing CA {ca.identity} expired at {ca.not_after.isoformat()}",
-        )
-    if now < ca.not_before:
-        return Refusal(
-            reason="CANotYetValid",
-            message=f"the signing CA {ca.identity} is not valid before {ca.not_before.isoformat()}",
-        )
+    unusable = ca_refusal(ca, now)
+    if unusable is not None:
+        return unusable
     weak = below_floor(csr.key)
     if weak is not None:
         return weak
@@ -179,6 +164,60 @@ def _check(
     return map_usages(usages)
 
 
+def ca_refusal(ca: CaBundle, now: datetime) -> Refusal | None:
+    """Why `ca` cannot sign at `now` (expired, or not yet valid), or None."""
+    if now >= ca.not_after:
+        return Refusal(
+            reason="CAExpired",
+            message=f"the signing CA {ca.identity} expired at {ca.not_after.isoformat()}",
+        )
+    if now < ca.not_before:
+        return Refusal(
+            reason="CANotYetValid",
+            message=f"the signing CA {ca.identity} is not valid before {ca.not_before.isoformat()}",
+        )
+    return None
+
+
+def sign_leaf(
+    ca: CaBundle,
+    *,
+    subject: x509.Name,
+    public_key: CertificatePublicKeyTypes,
+    not_before: datetime,
+    not_after: datetime,
+    extensions: Sequence[x509.Extension[x509.ExtensionType]],
+) -> x509.Certificate:
+    """A leaf signed by `ca`: BasicConstraints CA:FALSE (critical) first, then
+    `extensions`, then SKI of `public_key` and AKI of the CA; a random 159-bit
+    serial; the hash the CA key calls for.
+
+    Every certificate this signer issues goes through here, so none can be a CA
+    whatever the caller passes. Raises one of `SIGNING_ERRORS` when cryptography
+    will not encode the certificate; callers turn that into a Refusal.
+    """
+    return x509.CertificateBuilder(
+        issuer_name=ca.subject,
+        subject_name=subject,
+        public_key=public_key,
+        serial_number=x509.random_serial_number(),
+        not_valid_before=not_before,
+        not_valid_after=not_after,
+        extensions=[
+            _LEAF_CONSTRAINTS,
+            *extensions,
+            x509.Extension(
+                ExtensionOID.SUBJECT_KEY_IDENTIFIER,
+                False,
+                x509.SubjectKeyIdentifier.from_public_key(public_key),
+            ),
+            x509.Extension(
+                ExtensionOID.AUTHORITY_KEY_IDENTIFIER, False, ca.authority_key_identifier
+            ),
+        ],
+    ).sign(ca.key, ca.hash_algorithm)
+
+
 def _validity(ca: CaBundle, now: datetime, lifetime: timedelta) -> tuple[datetime, datetime, bool]:
     """(NotBefore, NotAfter, whether NotAfter was cut to the CA's), as the module says."""
     not_before = now - BACKDATE
@@ -188,7 +227,8 @@ def _validity(ca: CaBundle, now: datetime, lifetime: timedelta) -> tuple[datetim
     return not_before, not_after, False
 
 
-def _usage_extensions(mapped: MappedUsages) -> list[x509.Extension[x509.ExtensionType]]:
+def usage_extensions(mapped: MappedUsages) -> list[x509.Extension[x509.ExtensionType]]:
+    """KeyUsage (critical, as Go writes it) and ExtendedKeyUsage, each when present."""
     out: list[x509.Extension[x509.ExtensionType]] = []
     if mapped.key_usage is not None:
         out.append(x509.Extension(ExtensionOID.KEY_USAGE, True, mapped.key_usage))
@@ -204,12 +244,22 @@ def _san_extensions(csr: CsrView) -> list[x509.Extension[x509.ExtensionType]]:
     names += [x509.IPAddress(ip) for ip in csr.ip_addresses]
     names += [x509.UniformResourceIdentifier(u) for u in csr.uris]
     names += [x509.RFC822Name(e) for e in csr.emails]
+    return san_extensions(names, subject_empty=not csr.subject)
+
+
+def san_extensions(
+    names: Sequence[x509.GeneralName], *, subject_empty: bool
+) -> list[x509.Extension[x509.ExtensionType]]:
+    """The SubjectAltName extension for `names`, or none when there are none.
+
+    RFC 5280 4.2.1.6: SubjectAltName is critical when the subject is empty.
+    """
     if not names:
         return []
-    # RFC 5280 4.2.1.6: SubjectAltName is critical when the subject is empty.
-    critical = not csr.subject
     return [
         x509.Extension(
-            ExtensionOID.SUBJECT_ALTERNATIVE_NAME, critical, x509.SubjectAlternativeName(names)
+            ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+            subject_empty,
+            x509.SubjectAlternativeName(names),
         )
     ]

@@ -24,6 +24,7 @@ import binascii
 import ipaddress
 import json
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -532,10 +533,15 @@ def key_info(key: object) -> KeyInfo:
     return KeyInfo(algorithm="unknown", size=0)
 
 
+_WARNINGS = threading.Lock()
+
+
 def _view(csr: x509.CertificateSigningRequest) -> CsrView:
     # cryptography warns (and still decodes) when a CN is not 1 to 64 bytes or a
     # C not two letters; Go accepts both, and kubelet CNs are often longer.
-    with warnings.catch_warnings():
+    # catch_warnings swaps process-wide state; parsing also runs in worker threads
+    # (large requests), so every use here is serialized.
+    with _WARNINGS, warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Attribute's length must be", UserWarning)
         subject = tuple(
             SubjectAttribute(

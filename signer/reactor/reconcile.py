@@ -41,6 +41,8 @@ CA_REFUSALS = frozenset({"CAExpired", "CANotYetValid"})
 """Refusals caused by our CA, not the request: retried, never a Failed condition."""
 UNWRITABLE = object()
 """`shed_under` marker: the API refused even a condition on this CSR (too large)."""
+EVENT_MESSAGE_LIMIT = 1024
+"""Event messages longer than this are cut by the kube layer (the apiserver's own limit)."""
 CA_UNAVAILABLE = "CAUnavailable"
 """No usable CA is loaded (Secret missing or invalid): retried like CA_REFUSALS."""
 
@@ -243,12 +245,18 @@ class Reconciler:
     ) -> None:
         if not self._cache.note_pending(state.name):
             return  # one Pending Event per CSR (the cache remembers, by UID)
-        issued = view.describe() if isinstance(view, CsrView) else f"unreadable: {view}"
-        message = (
-            f"{decision.summary()}; left Pending for a human: "
-            f"kubectl certificate approve|deny {state.name}; "
-            f"approving issues exactly: {issued}"
+        prefix = (
+            f"{decision.summary(max_chars=300)}; left Pending for a human: "
+            f"kubectl certificate approve|deny {state.name}; approving issues exactly: "
         )
+        # The whole description must fit the Event (its end says "..." and how many more).
+        budget = max(200, EVENT_MESSAGE_LIMIT - len(prefix))
+        issued = (
+            view.describe(max_chars=budget, max_names=5)
+            if isinstance(view, CsrView)
+            else f"unreadable: {view}"
+        )
+        message = prefix + issued
         await self._writer.event(state.raw, "Normal", "Pending", message)
         log.info("%s: pending: %s", state.name, decision.message, extra={"csr": state.name})
 

@@ -459,3 +459,12 @@ async def test_an_unreadable_request_is_counted_once_when_refused(
     assert [c for c in h.metrics.calls if c[0] == "request_unreadable"] == [
         ("request_unreadable", "Malformed")
     ]
+
+
+async def test_the_pending_event_fits_and_still_names_every_kind_and_the_key(h: Harness) -> None:
+    long_names = tuple(f"{'x' * 50}-{i}.team-a.svc" for i in range(40))
+    await h.run(make_raw("wordy", username="alice", dns_names=long_names))
+    message = h.api.events[0][2]
+    assert len(message) <= 1024, "the Event is not cut mid-list"
+    assert "and 35 more]" in message
+    assert message.endswith("key ECDSA secp256r1")

@@ -165,16 +165,22 @@ def desired_objects(
 
     `bundles` maps each signer name to its own CA's trust bundle: a signer's
     ClusterTrustBundle carries only that, so a certificate from one signer never
-    verifies against another signer's bundle. KeyError if a signer has none.
+    verifies against another signer's bundle. A signer without a bundle (its CA is
+    missing or invalid) gets nothing here; `held_objects` names what must then be
+    left alone rather than deleted.
     """
-    pems = {signer: check_bundle(bundles[signer]) for signer in targets.signer_names}
+    pems = {
+        signer: check_bundle(bundles[signer])
+        for signer in targets.signer_names
+        if signer in bundles
+    }
     labels = owner_labels(targets.instance)
     objects: dict[ObjectKey, JsonObject] = {}
     configmaps = sorted(
         ObjectKey(CONFIG_MAP, namespace, targets.configmap_name)
         for namespace in dict.fromkeys(targets.namespaces)
     )
-    for key in configmaps:
+    for key in configmaps if targets.configmap_signer in pems else ():
         objects[key] = {
             "apiVersion": "v1",
             "kind": CONFIG_MAP,
@@ -187,7 +193,7 @@ def desired_objects(
         }
     if targets.cluster_trust_bundles:
         record = ",".join(f"{k.namespace}/{k.name}" for k in configmaps)
-        for signer in dict.fromkeys(targets.signer_names):
+        for signer in dict.fromkeys(s for s in targets.signer_names if s in pems):
             name = cluster_trust_bundle_name(signer)
             objects[ObjectKey(CLUSTER_TRUST_BUNDLE, "", name)] = {
                 "apiVersion": CTB_API_VERSION,
@@ -200,6 +206,26 @@ def desired_objects(
                 "spec": {"signerName": signer, "trustBundle": pems[signer]},
             }
     return objects
+
+
+def held_objects(bundles: Mapping[str, bytes], targets: TrustTargets) -> frozenset[ObjectKey]:
+    """What a signer without a bundle has published: kept as it is, never deleted.
+
+    One signer's broken CA Secret must not stop the others' publishing (a rotation of
+    another signer would break its clients), nor take away the trust its own
+    consumers still need for certificates issued before the CA broke.
+    """
+    held = {
+        ObjectKey(CLUSTER_TRUST_BUNDLE, "", cluster_trust_bundle_name(signer))
+        for signer in targets.signer_names
+        if signer not in bundles and targets.cluster_trust_bundles
+    }
+    if targets.configmap_signer not in bundles:
+        held.update(
+            ObjectKey(CONFIG_MAP, namespace, targets.configmap_name)
+            for namespace in targets.namespaces
+        )
+    return frozenset(held)
 
 
 def recorded_configmaps(
@@ -228,6 +254,7 @@ def plan(
     observed: Mapping[ObjectKey, Mapping[str, Any]],
     *,
     instance: str,
+    held: frozenset[ObjectKey] = frozenset(),
 ) -> Plan:
     """The writes that turn `observed` into `desired` (see the module docstring for rules).
 
@@ -250,7 +277,7 @@ def plan(
             writes.append(Change("update", key, _merged(key.kind, want, have)))
         else:
             unchanged.append(key)
-    for key in sorted(observed.keys() - desired.keys()):
+    for key in sorted(observed.keys() - desired.keys() - held):
         have = observed[key]
         if _is_ours(have.get("metadata") or {}, instance):
             deletes.append(Change("delete", key, copy.deepcopy(dict(have))))

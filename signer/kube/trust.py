@@ -41,6 +41,7 @@ from signer.trust import (
     ObjectKey,
     TrustTargets,
     desired_objects,
+    held_objects,
     owner_selector,
     plan,
     recorded_configmaps,
@@ -81,6 +82,7 @@ class TrustPublisher:
         self._resync = resync_seconds
         self._poked = asyncio.Event()
         self._warned_unserved = False
+        self._missing: list[str] = []
 
     def poke(self) -> None:
         """The CA (or anything else) changed: sync soon. Safe to call from callbacks."""
@@ -94,14 +96,19 @@ class TrustPublisher:
             delay = self._resync
             cas = self._cas()
             missing = sorted(s for s in self.targets.signer_names if cas.get(s) is None)
-            if missing:
-                # Publishing only some signers' bundles could delete the others'.
-                log.debug("no valid CA for %s; trust bundles are left as they are", missing)
-            else:
+            if missing != self._missing:
+                self._missing = missing
+                if missing:
+                    log.warning(
+                        "no valid CA for %s: their trust bundles are kept as they are; "
+                        "the other signers' are published",
+                        ", ".join(missing),
+                    )
+            if len(missing) < len(self.targets.signer_names):
                 bundles = {s: ca.trust_bundle_pem() for s, ca in cas.items() if ca is not None}
                 try:
                     result: SyncResult | None = await self.sync(bundles)
-                except (ApiError, ValueError, KeyError) as exc:
+                except (ApiError, ValueError) as exc:
                     log.error("trust bundle sync failed: %s", exc)
                     result = None
                 if result is None or result.failed:
@@ -131,6 +138,7 @@ class TrustPublisher:
                     observed[ObjectKey(CLUSTER_TRUST_BUNDLE, "", item["metadata"]["name"])] = item
                 recorded = recorded_configmaps(listed, targets.instance)
         desired = desired_objects(bundles, targets)
+        held = held_objects(bundles, targets)
         for key in sorted((desired.keys() | recorded) - observed.keys()):
             try:
                 obj = await self._read(key)
@@ -146,7 +154,7 @@ class TrustPublisher:
                 continue
             if obj is not None:
                 observed[key] = obj
-        changes = plan(desired, observed, instance=targets.instance)
+        changes = plan(desired, observed, instance=targets.instance, held=held)
         for key in changes.refused:
             log.error("not publishing %s: an object not managed by csr-signer holds that name", key)
         applied: list[Change] = []

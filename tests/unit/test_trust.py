@@ -29,6 +29,7 @@ from signer.trust import (
     TrustTargets,
     cluster_trust_bundle_name,
     desired_objects,
+    held_objects,
     plan,
     recorded_configmaps,
 )
@@ -502,3 +503,14 @@ def test_pure_module_imports_no_api_client_or_network() -> None:
             imported.add(node.module)
     forbidden = ("kubernetes_asyncio", "aiohttp", "signer.kube", "signer.reactor", "signer.local")
     assert not [m for m in imported if m.startswith(forbidden)]
+
+
+def test_a_signer_without_a_ca_keeps_its_objects_while_the_others_publish() -> None:
+    local_only = {SIGNERS[0]: pem(CA2.cert)}  # knative-internal's CA is broken
+    desired = desired_objects(local_only, targets())
+    held = held_objects(local_only, targets())
+    assert sorted(desired) == [CTB_LOCAL], "no ConfigMap: it carries knative-internal's CA"
+    assert held == {CTB_KNATIVE, CM_SERVING}
+    observed = {key: as_observed(body) for key, body in DESIRED.items()}
+    changes = plan(desired, observed, instance="csr-signer", held=held)
+    assert [(c.action, c.key) for c in changes.changes] == [("update", CTB_LOCAL)]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
+from collections.abc import Callable, Iterable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from signer import __version__
@@ -28,9 +28,28 @@ AddParser = Callable[["argparse._SubParsersAction[Any]"], None]
 """What a command group provides: add its subparsers, with `func` set on each."""
 
 
-def installed_groups() -> list[AddParser]:
-    """The `add_parser` of every group other installed distributions register."""
-    return [ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP)]
+BUILT_IN = frozenset({"run", "policy", "ca", "sign"})
+
+
+def installed_groups(found: Iterable[EntryPoint] | None = None) -> list[AddParser]:
+    """The `add_parser` of every group other installed distributions register.
+
+    A plugin that fails to load, or that would shadow a built-in command, is left out
+    with a warning: nothing another package installs may stop `csr-signer run`.
+    """
+    groups: list[AddParser] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP) if found is None else found:
+        if ep.name in BUILT_IN:
+            print(
+                f"csr-signer: warning: ignoring plugin {ep.value!r}: {ep.name!r} is built in",
+                file=sys.stderr,
+            )
+            continue
+        try:
+            groups.append(ep.load())
+        except Exception as exc:  # a broken plugin must not break the controller
+            print(f"csr-signer: warning: ignoring plugin {ep.value!r}: {exc}", file=sys.stderr)
+    return groups
 
 
 def build_parser(extra_groups: Sequence[AddParser] | None = None) -> argparse.ArgumentParser:

@@ -508,6 +508,11 @@ def test_no_secret_is_rendered_without_ca_create(helm_binary: Path) -> None:
             id="a-signer-ca-must-be-a-secret-name",
         ),
         pytest.param(
+            {"signerCAs": {KNATIVE_SIGNER: "My_CA"}},
+            "which is not a Secret name",
+            id="a-signer-ca-secret-name-is-checked-before-the-controller-would-crash-loop",
+        ),
+        pytest.param(
             {"trustBundle": {"signer": "example.org/unserved"}},
             'trustBundle.signer: "example.org/unserved" is not one of signerNames',
             id="the-trust-bundle-signer-must-be-served",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
 from csr_signer_dev import commands
 from csr_signer_dev.settings import CHECKOUT
 
-from signer.cli import build_parser, installed_groups, main
+from signer.cli import ENTRY_POINT_GROUP, build_parser, installed_groups, main
 
 
 def test_the_dev_distribution_registers_the_local_group() -> None:
@@ -48,3 +49,18 @@ def test_a_harness_error_is_one_line_and_status_2(
         f"csr-signer: error: KUBEBUILDER_ASSETS={tmp_path} "
         "does not hold executable kube-apiserver and etcd\n"
     )
+
+
+def test_a_broken_or_shadowing_plugin_is_skipped_never_fatal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    found = [
+        EntryPoint("broken", "no_such_module:add_parser", ENTRY_POINT_GROUP),
+        EntryPoint("run", "csr_signer_dev.commands:add_parser", ENTRY_POINT_GROUP),
+        EntryPoint("local", "csr_signer_dev.commands:add_parser", ENTRY_POINT_GROUP),
+    ]
+    groups = installed_groups(found)
+    assert len(groups) == 1, "only the working, non-shadowing plugin is used"
+    err = capsys.readouterr().err
+    assert "ignoring plugin 'no_such_module:add_parser'" in err
+    assert "'run' is built in" in err

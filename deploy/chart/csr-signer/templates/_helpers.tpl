@@ -62,6 +62,9 @@ Fails on a key that is not one of signerNames, or a value that is not a name.
 {{- if not (kindIs "string" $secret) -}}
 {{- fail (printf "signerCAs: %q must map to a Secret name, got %v" $signer $secret) -}}
 {{- end -}}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$" $secret) -}}
+{{- fail (printf "signerCAs: %q maps to %q, which is not a Secret name (a lowercase DNS subdomain)" $signer $secret) -}}
+{{- end -}}
 {{- if not (has $signer $.Values.signerNames) -}}
 {{- fail (printf "signerCAs: %q is not one of signerNames (%s): serve it, or set its entry to \"\" to remove it" $signer (join ", " $.Values.signerNames)) -}}
 {{- end -}}

@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import base64
 import datetime as dt
-import os
 import signal
 import statistics
 import subprocess
@@ -51,6 +50,7 @@ from csr_signer_dev.controlplane import ControlPlane
 from csr_signer_dev.identities import api_client, serviceaccount_credentials
 from kubernetes_asyncio import client
 
+from benchmarks.harness import controller_argv, controller_env, rss_mib
 from benchmarks.targets import CONTROLLER_RATIO, LATENCY_P99_MS, RSS_MB, Target, spread, verdict
 from signer.kube.client import as_body
 from signer.kube.watching import Handlers, list_and_watch
@@ -165,7 +165,7 @@ async def paced(
 def start_controller(
     mode: str, prepared: session.Prepared, workers: int
 ) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CSR_SIGNER_")}
+    env = controller_env()
     if mode == "null":
         argv = [
             sys.executable,
@@ -175,29 +175,10 @@ def start_controller(
             str(workers),
         ]
     else:
-        argv = [
-            sys.executable,
-            "-m",
-            "signer",
-            "run",
-            f"--kubeconfig={prepared.controller_kubeconfig}",
-            f"--ca-secret={session.NAMESPACE}/{session.CA_SECRET}",
-            f"--signer-name={SIGNER}",
-            f"--workers={workers}",
-            "--metrics-address=127.0.0.1:0",
-            "--no-leader-elect",
-            "--log-level=WARNING",
-        ]
+        argv = controller_argv(
+            prepared, SIGNER, port=0, extra=(f"--workers={workers}", "--log-level=WARNING")
+        )
     return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    fields = dict(
-        line.split(":", 1)
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-        if ":" in line
-    )
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -251,7 +232,7 @@ async def memory(
     try:
         await asyncio.sleep(3)
         await burst(api, "rss", args.rss_csrs, args.concurrency, pems, observer)
-        after_issuing, peak = rss_mb(proc.pid)
+        after_issuing, peak = rss_mib(proc.pid)
         print(
             f"RSS after issuing {args.rss_csrs} more CSRs: {after_issuing:.0f} MB (peak {peak:.0f})"
         )
@@ -260,7 +241,7 @@ async def memory(
     proc = start_controller("csr-signer", prepared, args.workers)
     try:
         await asyncio.sleep(8)
-        after_restart, peak = rss_mb(proc.pid)
+        after_restart, peak = rss_mib(proc.pid)
         print(f"RSS after a restart that listed them all: {after_restart:.0f} MB (peak {peak:.0f})")
     finally:
         stop(proc)

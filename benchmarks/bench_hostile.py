@@ -54,7 +54,6 @@ import base64
 import contextlib
 import datetime as dt
 import json
-import os
 import re
 import signal
 import subprocess
@@ -78,6 +77,7 @@ from csr_signer_dev.controlplane import ControlPlane, free_port
 from csr_signer_dev.identities import api_client, serviceaccount_credentials
 from kubernetes_asyncio import client
 
+from benchmarks.harness import controller_argv, controller_env, rss_mib
 from benchmarks.targets import (
     HEALTHZ_P99_MS,
     HEALTHZ_TIMEOUTS,
@@ -353,21 +353,17 @@ class Controller:
     ) -> None:
         self.port = free_port()
         self.log_path = log_path
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CSR_SIGNER_")}
-        argv = [
-            sys.executable,
-            "-m",
-            "signer",
-            "run",
-            f"--kubeconfig={prepared.controller_kubeconfig}",
-            f"--ca-secret={session.NAMESPACE}/{session.CA_SECRET}",
-            f"--signer-name={SIGNER}",
-            f"--metrics-address=127.0.0.1:{self.port}",
-            "--no-leader-elect",
-            f"--log-level={log_level}",
-            "--log-format=text",
-            f"--resync-period={RESYNC_SECONDS}s",
-        ]
+        env = controller_env()
+        argv = controller_argv(
+            prepared,
+            SIGNER,
+            port=self.port,
+            extra=(
+                f"--log-level={log_level}",
+                "--log-format=text",
+                f"--resync-period={RESYNC_SECONDS}s",
+            ),
+        )
         self._log: TextIO = log_path.open("a")
         self.proc = subprocess.Popen(
             argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
@@ -380,12 +376,7 @@ class Controller:
     def memory_mib(self) -> tuple[float, float]:
         """(VmRSS, VmHWM) in MiB: resident now, and the peak since start or `reset_peak`."""
         self.check_alive()
-        fields = dict(
-            line.split(":", 1)
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
-            if ":" in line
-        )
-        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+        return rss_mib(self.proc.pid)
 
     def reset_peak(self) -> None:
         """Start VmHWM afresh (Linux >= 4.0), so the next peak is the next step's own."""

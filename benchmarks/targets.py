@@ -46,7 +46,7 @@ class Target:
         verdict = "OK" if self.met else "MISSED"
         unit = f" {self.unit}" if self.unit else ""
         return (
-            f"target: {self.what}: {self.measured:.2f}{unit} "
+            f"target: {self.what}: {self.measured:.3f}{unit} "
             f"({sign} {self.limit:g}{unit}) {verdict}"
         )
 

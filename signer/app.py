@@ -30,6 +30,7 @@ from signer.kube.client import make_api_client
 from signer.kube.csrs import CsrClient
 from signer.kube.errors import ApiError
 from signer.kube.leader import LeaderElector
+from signer.kube.pcrs import PcrClient, list_function
 from signer.kube.trust import TrustPublisher
 from signer.kube.watching import Handlers, list_and_watch
 from signer.pki.ca import CaBundle, CaError, CaTimeError, load_ca_from_secret_data
@@ -37,6 +38,7 @@ from signer.pki.signing import SigningLimits
 from signer.policy import PolicyLoadError, PolicySet, bundled_policies_dir, load_policies
 from signer.policy.loader import fingerprint as policy_fingerprint
 from signer.reactor.cache import CsrCache
+from signer.reactor.pods import PodReconciler, is_final_pcr, is_pcr_key, pcr_key, pcr_lane
 from signer.reactor.queueing import WorkQueue, run_worker
 from signer.reactor.reconcile import Reconciler, RequestCaps, Snapshot
 from signer.reactor.state import is_final, requester_lane
@@ -304,8 +306,10 @@ class Controller:
         self._telemetry = telemetry
         self._readiness = readiness
         self.cache = CsrCache()
+        self.pcr_cache = CsrCache(key=pcr_key, final=is_final_pcr)
+        """PodCertificateRequests, keyed "pcr:<ns>/<name>" (signer.reactor.pods says why)."""
         # Fair across requesters: one tenant's flood does not delay another's CSR.
-        self.queue = WorkQueue(lane_of=lambda name: requester_lane(self.cache.get(name)))
+        self.queue = WorkQueue(lane_of=self._lane)
         self._synced: set[str] = set()
         self.stopping = stopping
         """Set to stop: no new work, in-flight writes finish, the Lease is released."""
@@ -321,6 +325,15 @@ class Controller:
                 max_request_bytes=settings.max_request_bytes, max_sans=settings.max_sans
             ),
         )
+        self.pod_reconciler = PodReconciler(
+            signer_names=frozenset(settings.signer_names),
+            cache=self.pcr_cache,
+            queue=self.queue,
+            writer=PcrClient(api, identity=settings.identity),
+            snapshot=sources.snapshot,
+            metrics=telemetry,
+            clock=utcnow,
+        )
         # The instance label is the Lease's namespace: one installation per namespace.
         targets = TrustTargets(
             signer_names=settings.signer_names,
@@ -335,17 +348,53 @@ class Controller:
             api, targets=targets, cas=lambda: sources.cas, resync_seconds=settings.resync_seconds
         )
 
+    def _lane(self, key: str) -> str:
+        if is_pcr_key(key):
+            return pcr_lane(key)
+        return requester_lane(self.cache.get(key))
+
     async def _traced(self, name: str) -> None:
         """One span per reconcile (exported only when an OTLP endpoint is set)."""
-        with self._telemetry.tracer.start_as_current_span(
-            "reconcile", attributes={"k8s.csr.name": name}
-        ):
-            await self.reconciler(name)
+        if is_pcr_key(name):
+            with self._telemetry.tracer.start_as_current_span(
+                "reconcile", attributes={"k8s.podcertificaterequest.key": name}
+            ):
+                await self.pod_reconciler(name)
+        else:
+            with self._telemetry.tracer.start_as_current_span(
+                "reconcile", attributes={"k8s.csr.name": name}
+            ):
+                await self.reconciler(name)
         self._telemetry.set_queue_depth(self.queue.depth)
 
     def enqueue_all(self) -> None:
-        for name in self.cache.names():
+        for name in [*self.cache.names(), *self.pcr_cache.names()]:
             self.queue.add(name)
+
+    def _pcr_handlers(self, signer: str) -> Handlers:
+        """As `_handlers`, for one signer's PCRs; they do not gate readiness (the beta API
+        may not be served, and CSR signing must not wait for it)."""
+
+        def on_list(items: list[dict[str, Any]]) -> None:
+            fresh = self.pcr_cache.replace(
+                items, scope=lambda raw: (raw.get("spec") or {}).get("signerName") == signer
+            )
+            for key in fresh:
+                self.queue.add(key)
+            self._telemetry.set_queue_depth(self.queue.depth)
+
+        def on_event(kind: str, raw: dict[str, Any]) -> None:
+            if self.pcr_cache.apply(kind, raw):
+                self.queue.add(pcr_key(raw))
+            self._telemetry.set_queue_depth(self.queue.depth)
+
+        def on_error(exc: ApiError) -> None:
+            self._telemetry.api_error(exc.kind, "watch")
+
+        def pending(raw: dict[str, Any]) -> bool:
+            return not is_final_pcr(raw)
+
+        return Handlers(on_list=on_list, on_event=on_event, on_error=on_error, keep=pending)
 
     def _handlers(self, signer: str) -> Handlers:
         def on_list(items: list[dict[str, Any]]) -> None:
@@ -396,6 +445,20 @@ class Controller:
             )
             for signer in self.settings.signer_names
         ]
+        if self.settings.pod_certificates:
+            list_pcrs = list_function(self._api)
+            background.extend(
+                asyncio.create_task(
+                    list_and_watch(
+                        list_pcrs,
+                        self._pcr_handlers(signer),
+                        timeout_seconds=self.settings.watch_timeout_seconds,
+                        field_selector=f"spec.signerName={signer}",
+                    ),
+                    name=f"watch pcrs {signer}",
+                )
+                for signer in self.settings.signer_names
+            )
         background.append(asyncio.create_task(self._resync(), name="resync"))
         background.append(asyncio.create_task(self.trust.run(), name="trust-publisher"))
         workers = [

@@ -81,6 +81,9 @@ _FLAGS: dict[str, _Flag] = {
     "cluster_trust_bundles": _Flag(
         "--cluster-trust-bundles", None, "publish a ClusterTrustBundle per signer name", "switch"
     ),
+    "pod_certificates": _Flag(
+        "--pod-certificates", None, "sign PodCertificateRequests for the signer names", "switch"
+    ),
     "max_request_bytes": _Flag(
         "--max-request-bytes", "BYTES", "largest spec.request evaluated (1024-1048576)"
     ),

@@ -222,6 +222,9 @@ class Settings(BaseSettings):
     """The ConfigMap data key holding the PEM bundle."""
     cluster_trust_bundles: bool = True
     """Publish a ClusterTrustBundle (certificates.k8s.io/v1beta1) per signer name."""
+    pod_certificates: bool = True
+    """Sign PodCertificateRequests (certificates.k8s.io/v1beta1) for the signer names.
+    When the API is not served the watch logs once and idles: off only silences that."""
     max_request_bytes: int = 65_536
     """Largest spec.request (decoded) evaluated at all; larger is Denied or Failed unread.
     Typical requests are 0.5-4 KiB; memory and CPU per CSR follow this bound."""

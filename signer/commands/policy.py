@@ -1,7 +1,8 @@
 """`csr-signer policy check|lint`: test policy changes before they ship.
 
 `check` answers "what would the controller do with this CSR, and why?" with
-the same `decide()` the controller runs; `lint` validates policy files the way
+the same `decide()` the controller runs (for a PodCertificateRequest manifest, the
+same `decide_pod()`, and the names the certificate would carry); `lint` validates policy files the way
 the controller loads them. Both are offline: no cluster needed.
 
 Exit status is about the command, not the verdict: `check` exits 0 whenever
@@ -18,14 +19,24 @@ from pathlib import Path
 from typing import Any
 
 from signer.commands import CliError
-from signer.commands.inputs import is_pem_csr, parse_manifest, read_source
-from signer.models import Decision, is_dns1123_subdomain
+from signer.commands.inputs import (
+    POD_KIND,
+    is_pem_csr,
+    load_document,
+    parse_csr_manifest,
+    parse_pod_manifest,
+    read_source,
+)
+from signer.models import Decision, Outcome, PodGrant, Refusal, is_dns1123_subdomain
+from signer.pki.podcerts import UNSUPPORTED_KEY_TYPE
 from signer.policy import (
     DEFAULT_CLUSTER_DOMAIN,
     PolicyLoadError,
     PolicySet,
     bundled_policies_dir,
     decide,
+    decide_pod,
+    denied_reason,
     load_policies,
 )
 
@@ -37,12 +48,13 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
     check = commands.add_parser(
         "check",
-        help="show the decision and every reason for a CSR manifest",
-        description="Decide on a CertificateSigningRequest (YAML or JSON, as "
-        "`kubectl get csr NAME -o yaml` prints it) without a cluster. Exits 0 "
-        "whatever the decision.",
+        help="show the decision and every reason for a CSR or PCR manifest",
+        description="Decide on a CertificateSigningRequest or a PodCertificateRequest "
+        "(YAML or JSON, as `kubectl get csr|pcr NAME -o yaml` prints it) without a "
+        "cluster; for a PodCertificateRequest also the names it would be issued. "
+        "Exits 0 whatever the decision.",
     )
-    check.add_argument("file", metavar="FILE", help="the CSR manifest, or - for stdin")
+    check.add_argument("file", metavar="FILE", help="the CSR or PCR manifest, or - for stdin")
     check.add_argument(
         "--policies",
         type=Path,
@@ -80,9 +92,40 @@ def check_command(args: argparse.Namespace) -> int:
             f"{source}: a bare PEM CSR has no signer name or requester; "
             "pass the CertificateSigningRequest manifest (kubectl get csr NAME -o yaml)"
         )
-    request = parse_manifest(data, source)
+    doc = load_document(data, source)
+    if doc.get("kind") == POD_KIND:
+        return _check_pod(doc, source, policies, args)
+    request = parse_csr_manifest(doc, source)
     decision = decide(request, policies, cluster_domain=args.cluster_domain)
     print(_render_json(decision) if args.output == "json" else _render_text(decision))
+    return 0
+
+
+def _check_pod(doc: dict[str, Any], source: str, policies: PolicySet, args: Any) -> int:
+    """A PCR: the decision, the Denied reason the controller would write, the names."""
+    request = parse_pod_manifest(doc, source)
+    grant: PodGrant | None = None
+    if isinstance(request, Refusal):
+        decision = Decision(Outcome.DENY, reasons=(f"{UNSUPPORTED_KEY_TYPE}: {request.message}",))
+        reason: str | None = UNSUPPORTED_KEY_TYPE
+    else:
+        decision, grant = decide_pod(request, policies, cluster_domain=args.cluster_domain)
+        reason = denied_reason(decision) if decision.outcome is Outcome.DENY else None
+    if args.output == "json":
+        out = json.loads(_render_json(decision))
+        out["deniedReason"] = reason
+        out["dnsNames"] = list(grant.dns_names) if grant else []
+        out["uris"] = list(grant.uris) if grant else []
+        print(json.dumps(out, indent=2))
+        return 0
+    lines = [_render_text(decision)]
+    if reason is not None:
+        lines.append(f"denied reason: {reason}")
+    if grant is not None:
+        lines.append("issues:")
+        lines += [f"  dnsName: {name}" for name in grant.dns_names]
+        lines += [f"  uri: {uri}" for uri in grant.uris]
+    print("\n".join(lines))
     return 0
 
 

@@ -44,7 +44,19 @@ def _name(raw: RawCsr) -> str:
 
 
 class CsrCache:
-    def __init__(self, *, finished_memory: int = FINISHED_MEMORY) -> None:
+    """See the module docstring. `key` and `final` make it serve PodCertificateRequests too
+    (keyed "pcr:<namespace>/<name>", final on an Issued, Denied or Failed condition): the
+    same finished-UID memory and per-signer relists apply unchanged."""
+
+    def __init__(
+        self,
+        *,
+        finished_memory: int = FINISHED_MEMORY,
+        key: Callable[[RawCsr], str] = _name,
+        final: Callable[[RawCsr], bool] = is_final,
+    ) -> None:
+        self._key = key
+        self._final = final
         self._pending: dict[str, RawCsr] = {}
         self._noted: set[str] = set()
         """UIDs of pending CSRs that already have their Pending Event."""
@@ -77,7 +89,7 @@ class CsrCache:
         for name in [n for n, raw in self._pending.items() if scope(raw)]:
             self._shed.pop(name, None)
             del self._pending[name]
-        fresh = [_name(raw) for raw in items if self.apply("ADDED", raw)]
+        fresh = [self._key(raw) for raw in items if self.apply("ADDED", raw)]
         self._noted &= {_uid(raw) for raw in self._pending.values()}
         return fresh
 
@@ -112,7 +124,7 @@ class CsrCache:
 
     def apply(self, event_type: str, raw: RawCsr) -> bool:
         """Record a watch event or a write's response; True if the CSR needs work."""
-        name, uid = _name(raw), _uid(raw)
+        name, uid = self._key(raw), _uid(raw)
         if not name:
             return False
         if event_type == "DELETED":
@@ -120,7 +132,7 @@ class CsrCache:
             return False
         if uid in self._finished:
             return False
-        if is_final(raw):
+        if self._final(raw):
             self._drop(name)
             self._remember_finished(uid)
             return False

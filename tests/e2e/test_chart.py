@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import yaml
+from cryptography.hazmat.primitives.asymmetric import ec
 from csr_signer_dev.controlplane import ControlPlane
 from csr_signer_dev.helm import helm, helm_path, render_manifests, resolve_helm, template
 from csr_signer_dev.identities import api_client, ensure_namespace, serviceaccount_credentials
@@ -43,9 +44,11 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from signer.config import DEFAULT_SIGNER_NAMES, KNATIVE_SIGNER
 from signer.pki.ca import generate_root
+from signer.pki.podcerts import denied_status
 from signer.trust import cluster_trust_bundle_name
 from tests.data.csrs import build_csr_pem, self_signed_pem
 from tests.e2e.kube import condition, create_csr
+from tests.e2e.pcrs import create_pcr, pcr_body, read_pcr
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "chart" / "csr-signer"
@@ -312,6 +315,41 @@ async def delete_csr(ctx: Ctx) -> None:
     await certs(ctx.sa).delete_certificate_signing_request(name)
 
 
+PCR_NAMESPACE = "default"
+
+
+async def admin_pcr(ctx: Ctx, signer: str) -> dict[str, Any]:
+    """A PCR created by the admin (RBAC create is all a non-node user needs)."""
+    name = f"chart-{ctx.unique}-{abs(hash(signer)) % 10**6}"
+    key = ec.generate_private_key(ec.SECP256R1())
+    await create_pcr(ctx.admin, PCR_NAMESPACE, pcr_body(name, signer=signer, key=key))
+    return await read_pcr(ctx.admin, PCR_NAMESPACE, name)
+
+
+async def deny_pcr(ctx: Ctx, signer: str) -> None:
+    """The chart's SA writes a Denied status: `update` on /status plus `sign` for the signer."""
+    pcr = await admin_pcr(ctx, signer)
+    pcr["status"] = denied_status("ChartE2E", "RBAC check", dt.datetime.now(dt.UTC))
+    await client.CertificatesV1beta1Api(ctx.sa).replace_namespaced_pod_certificate_request_status(
+        pcr["metadata"]["name"], PCR_NAMESPACE, pcr
+    )
+
+
+async def update_pcr(ctx: Ctx) -> None:
+    pcr = await admin_pcr(ctx, ctx.signer)
+    pcr["metadata"]["labels"] = {"touched": "yes"}
+    await client.CertificatesV1beta1Api(ctx.sa).replace_namespaced_pod_certificate_request(
+        pcr["metadata"]["name"], PCR_NAMESPACE, pcr
+    )
+
+
+async def delete_pcr(ctx: Ctx) -> None:
+    pcr = await admin_pcr(ctx, ctx.signer)
+    await client.CertificatesV1beta1Api(ctx.sa).delete_namespaced_pod_certificate_request(
+        pcr["metadata"]["name"], PCR_NAMESPACE
+    )
+
+
 async def lease_round_trip(ctx: Ctx) -> None:
     coordination = client.CoordinationV1Api(ctx.sa)
     body = client.V1Lease(
@@ -434,6 +472,15 @@ ALLOWED: list[tuple[str, Action]] = [
         lambda c: client.CertificatesV1beta1Api(c.sa).list_cluster_trust_bundle(),
     ),
     ("writes-its-trust-configmap-in-a-trust-namespace", trust_configmap_round_trip),
+    (
+        "lists-pcrs-of-its-signer-in-all-namespaces",
+        lambda c: client.CertificatesV1beta1Api(
+            c.sa
+        ).list_pod_certificate_request_for_all_namespaces(
+            field_selector=f"spec.signerName={c.signer}"
+        ),
+    ),
+    ("writes-the-status-of-pcrs-of-its-signer", lambda c: deny_pcr(c, c.signer)),
 ]
 
 FORBIDDEN: list[tuple[str, str, Action]] = [
@@ -460,6 +507,27 @@ FORBIDDEN: list[tuple[str, str, Action]] = [
         'cannot create resource "certificatesigningrequests"',
         lambda c: create_csr(
             c.sa, f"sa-{c.unique}", build_csr_pem(), signer_name=c.signer, wait_for_rbac=False
+        ),
+    ),
+    (
+        "cannot-update-a-pcr-itself",
+        'cannot update resource "podcertificaterequests"',
+        update_pcr,
+    ),
+    (
+        "cannot-delete-a-pcr",
+        'cannot delete resource "podcertificaterequests"',
+        delete_pcr,
+    ),
+    (
+        "cannot-create-a-pcr",
+        'cannot create resource "podcertificaterequests"',
+        lambda c: create_pcr(
+            c.sa,
+            PCR_NAMESPACE,
+            pcr_body(
+                f"sa-{c.unique}", signer=c.signer, key=ec.generate_private_key(ec.SECP256R1())
+            ),
         ),
     ),
     (
@@ -563,3 +631,17 @@ async def test_chart_rbac_forbids(
         await action(Ctx(release, item.sa, item.admin, unique))
     assert refused.value.status == 403, refused.value.body
     assert why in json.loads(refused.value.body or "{}").get("message", "")
+
+
+@pytest.mark.parametrize("release", RELEASES)
+async def test_chart_rbac_cannot_write_the_status_of_another_signers_pcr(
+    installed: dict[str, Installed], unique: str, release: Release
+) -> None:
+    """The apiserver's `sign` check on a PCR's status answers 422 (FieldValueForbidden on
+    spec.signerName), not 403: the refusal must name `sign` for the other signer."""
+    item = installed[release.name]
+    with pytest.raises(ApiException) as refused:
+        await deny_pcr(Ctx(release, item.sa, item.admin, unique), OTHER_SIGNER)
+    assert refused.value.status == 422, refused.value.body
+    message = json.loads(refused.value.body or "{}").get("message", "")
+    assert f'not permitted to "sign" for signer "{OTHER_SIGNER}"' in message

@@ -1,0 +1,308 @@
+"""Reconcile one PodCertificateRequest: decide by policy, then issue, deny or fail, once.
+
+A PCR has no human in the loop and no approval step: the signer writes exactly one
+terminal status (Issued, Denied or Failed) through `/status`, and the apiserver
+freezes the status after that. So the whole reconcile is one decision and one write,
+guarded by the object's resourceVersion (a `Conflict` re-reads the PCR and decides
+again on the fresh copy), followed by one Event. A PCR with a terminal condition is
+final and never touched; one whose signer no policy governs is left alone (ABSTAIN).
+
+Sharing with the CSR reactor, and why:
+- the work queue and its workers are shared. Keys are ``pcr:<namespace>/<name>``; a
+  CSR name is a DNS subdomain and cannot contain ``:``, so the keys never collide.
+  A PCR's fairness lane is ``namespace:<ns>``, the lane a ServiceAccount's CSRs use:
+  a tenant's pods and its CSRs wait in one lane, and a flood of either does not
+  delay another tenant. One pool of `--workers` also bounds concurrent API writes
+  for both kinds together;
+- the cache is a second `CsrCache` instance with a PCR key and finality (its
+  finished-UID memory and per-signer relists apply as they are). Its CSR-only parts
+  (shedding spec.request, Pending notes) are never used for PCRs: a PCR is decided
+  at once and never waits for a human;
+- `Snapshot` and `Metrics` are the CSR reactor's, so policies, CAs and limits hot
+  reload for both kinds together. Metrics carry no ``kind`` label yet: a PCR's
+  decision, issuance and failure are counted under its signer exactly as a CSR's
+  (docs/metrics.md says so).
+
+Work is done inline on the event loop: a PCR's key material is at most 10 KiB
+(the apiserver's limit), so reading the key and signing cost what a small CSR does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+from signer.kube.errors import ApiError, Conflict
+from signer.models import Decision, Outcome, PodRequest, Refusal
+from signer.pki.podcerts import (
+    INVALID_KEY,
+    UNSUPPORTED_KEY_TYPE,
+    PodIssued,
+    PodKey,
+    denied_status,
+    failed_status,
+    issue_pod_certificate,
+    pod_key,
+    rfc3339,
+    status_for,
+)
+from signer.policy.pods import decide_pod, denied_reason
+from signer.reactor.cache import CsrCache
+from signer.reactor.queueing import WorkQueue
+from signer.reactor.reconcile import CA_REFUSALS, CA_UNAVAILABLE, Metrics, Snapshot
+
+log = logging.getLogger(__name__)
+
+RawPcr = dict[str, Any]
+"""A certificates.k8s.io/v1beta1 PodCertificateRequest as JSON."""
+
+KEY_PREFIX: Final = "pcr:"
+TERMINAL: Final = frozenset({"Issued", "Denied", "Failed"})
+KEY_REASONS: Final = frozenset({UNSUPPORTED_KEY_TYPE, INVALID_KEY})
+"""Refusals about the key: Denied `UnsupportedKeyType`, which the kubelet shows on the pod
+and which the pod's author fixes by changing the volume's keyType."""
+RETRY_REASONS: Final = CA_REFUSALS | {"CAExpiresSoon"}
+"""CA problems: a rotated CA fixes them, so the PCR waits (a Failed PCR fails its pod for
+good: the kubelet never retries)."""
+DEFAULT_MAX_EXPIRATION: Final = 86400
+
+
+def pcr_key(raw: RawPcr) -> str:
+    """The queue and cache key of a PCR; "" for an object without a name."""
+    metadata = raw.get("metadata") or {}
+    name = str(metadata.get("name") or "")
+    if not name:
+        return ""
+    return f"{KEY_PREFIX}{metadata.get('namespace') or ''}/{name}"
+
+
+def is_pcr_key(key: str) -> bool:
+    return key.startswith(KEY_PREFIX)
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(namespace, name) of a `pcr_key`."""
+    namespace, _, name = key[len(KEY_PREFIX) :].partition("/")
+    return namespace, name
+
+
+def pcr_lane(key: str) -> str:
+    """The fairness lane of a PCR: its namespace, as for a ServiceAccount's CSRs."""
+    return "namespace:" + split_key(key)[0]
+
+
+def is_final_pcr(raw: RawPcr) -> bool:
+    """Issued, Denied or Failed: the apiserver allows no further status change."""
+    conditions = (raw.get("status") or {}).get("conditions") or []
+    return any(
+        isinstance(c, dict) and c.get("type") in TERMINAL and str(c.get("status")) == "True"
+        for c in conditions
+    )
+
+
+def pod_request(raw: RawPcr, key: PodKey) -> PodRequest:
+    """The policy input of a PCR: the fields the apiserver vouches for, and the annotations."""
+    metadata = raw.get("metadata") or {}
+    spec = raw.get("spec") or {}
+    annotations = spec.get("unverifiedUserAnnotations") or {}
+    expiration = spec.get("maxExpirationSeconds")
+    return PodRequest(
+        signer_name=str(spec.get("signerName") or ""),
+        namespace=str(metadata.get("namespace") or ""),
+        service_account=str(spec.get("serviceAccountName") or ""),
+        pod_name=str(spec.get("podName") or ""),
+        pod_uid=str(spec.get("podUID") or ""),
+        node_name=str(spec.get("nodeName") or ""),
+        key=key.info,
+        annotations={str(k): str(v) for k, v in annotations.items()}
+        if isinstance(annotations, dict)
+        else {},
+        max_expiration_seconds=expiration
+        if isinstance(expiration, int) and not isinstance(expiration, bool)
+        else DEFAULT_MAX_EXPIRATION,
+    )
+
+
+class PcrWriter(Protocol):
+    """What the reconciler needs from the API (`signer.kube.pcrs.PcrClient`)."""
+
+    async def get(self, namespace: str, name: str) -> RawPcr | None: ...
+    async def write_status(self, raw: RawPcr, status: dict[str, Any]) -> RawPcr: ...
+    async def event(self, raw: RawPcr, type_: str, reason: str, message: str) -> None: ...
+
+
+class PodReconciler:
+    """Reconciles `pcr:` keys from `cache`; the CSR `Reconciler`'s twin for PCRs."""
+
+    def __init__(
+        self,
+        *,
+        signer_names: frozenset[str],
+        cache: CsrCache,
+        queue: WorkQueue,
+        writer: PcrWriter,
+        snapshot: Callable[[], Snapshot],
+        metrics: Metrics,
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        self._signer_names = signer_names
+        self._cache = cache
+        self._queue = queue
+        self._writer = writer
+        self._snapshot = snapshot
+        self._metrics = metrics
+        self._clock = clock
+
+    async def __call__(self, key: str) -> None:
+        """Reconcile `key` from the cache; requeue with backoff on API errors."""
+        raw = self._cache.get(key)
+        if raw is None:
+            self._queue.forget(key)
+            return
+        try:
+            requeue = await self._reconcile(key, raw)
+        except Conflict:
+            self._metrics.api_error("conflict", "update")
+            await self._refresh(key)
+            return
+        except ApiError as exc:
+            self._metrics.api_error(exc.kind, "update")
+            delay = self._queue.retry(key)
+            log.warning("%s: %s; retrying in %.2fs", key, exc, delay, extra={"pcr": key})
+            return
+        if requeue:
+            self._queue.retry(key)
+        else:
+            self._queue.forget(key)
+
+    async def _refresh(self, key: str) -> None:
+        """After a conflict: re-read the PCR and decide again on the fresh copy."""
+        before = self._cache.get(key)
+        namespace, name = split_key(key)
+        try:
+            fresh = await self._writer.get(namespace, name)
+        except ApiError as exc:
+            self._metrics.api_error(exc.kind, "get")
+            self._queue.retry(key)
+            return
+        if self._cache.get(key) is not before:
+            self._queue.add(key)  # a watch event brought a copy while we read
+        elif fresh is None:
+            self._cache.apply("DELETED", {"metadata": {"namespace": namespace, "name": name}})
+        elif self._cache.apply("MODIFIED", fresh):
+            self._queue.add(key)
+
+    async def _reconcile(self, key: str, raw: RawPcr) -> bool:
+        """Returns True when the PCR must be retried later (not ready to act)."""
+        spec = raw.get("spec") or {}
+        signer = str(spec.get("signerName") or "")
+        if signer not in self._signer_names or is_final_pcr(raw):
+            return False
+        snapshot = self._snapshot()
+        if snapshot.policies is None:
+            return True  # policies not loaded yet: nothing to decide with
+        if not snapshot.policies.governs(signer):
+            return False  # ABSTAIN: another signer (or a human's tool) may own it
+        podkey = pod_key(spec)
+        if isinstance(podkey, Refusal):
+            self._metrics.decision(signer, Outcome.DENY, None)
+            await self._deny(key, raw, UNSUPPORTED_KEY_TYPE, podkey.message)
+            return False
+        request = pod_request(raw, podkey)
+        decision, grant = decide_pod(
+            request, snapshot.policies, cluster_domain=snapshot.cluster_domain
+        )
+        self._metrics.decision(signer, decision.outcome, decision.policy)
+        if decision.outcome is Outcome.ABSTAIN:
+            return False
+        if decision.outcome is Outcome.DENY or grant is None:
+            await self._deny(key, raw, denied_reason(decision), _summary(decision))
+            return False
+        ca = snapshot.cas.get(signer)
+        if ca is None:
+            self._metrics.signing_failed(signer, CA_UNAVAILABLE)
+            return True  # no usable CA: readiness says so; retried with backoff
+        issued = issue_pod_certificate(
+            podkey,
+            ca,
+            dns_names=grant.dns_names,
+            uris=grant.uris,
+            pod_uid=request.pod_uid,
+            now=self._clock(),
+            max_expiration_seconds=request.max_expiration_seconds,
+            max_lifetime=grant.max_lifetime,
+            signer_max=snapshot.limits.max_duration,
+        )
+        if isinstance(issued, Refusal):
+            return await self._refuse(key, raw, signer, issued)
+        await self._issue(key, raw, signer, issued, decision)
+        return False
+
+    async def _deny(self, key: str, raw: RawPcr, reason: str, message: str) -> None:
+        raw = await self._writer.write_status(raw, denied_status(reason, message, self._clock()))
+        self._cache.apply("MODIFIED", raw)
+        await self._writer.event(raw, "Warning", "Denied", f"{reason}: {message}")
+        log.info("%s: denied (%s): %s", key, reason, message, extra={"pcr": key})
+
+    async def _refuse(self, key: str, raw: RawPcr, signer: str, refusal: Refusal) -> bool:
+        """Issuance refused: wait for a CA, deny a key, or fail; True means retry."""
+        self._metrics.signing_failed(signer, refusal.reason)
+        if refusal.reason in RETRY_REASONS:
+            log.error("%s: cannot sign: %s", key, refusal.message, extra={"pcr": key})
+            return True
+        if refusal.reason in KEY_REASONS:
+            await self._deny(key, raw, UNSUPPORTED_KEY_TYPE, refusal.message)
+            return False
+        status = failed_status(refusal.reason, refusal.message, self._clock())
+        raw = await self._writer.write_status(raw, status)
+        self._cache.apply("MODIFIED", raw)
+        await self._writer.event(raw, "Warning", "SigningFailed", refusal.message)
+        log.info("%s: signing refused: %s", key, refusal.message, extra={"pcr": key})
+        return False
+
+    async def _issue(
+        self, key: str, raw: RawPcr, signer: str, issued: PodIssued, decision: Decision
+    ) -> None:
+        message = (
+            f'issued by policy "{decision.policy}": serial {issued.serial_number:x}, '
+            f"valid until {rfc3339(issued.not_after)}"
+        )
+        if issued.cut_to_ca:
+            message += " (shortened to the CA's expiry: rotate the CA)"
+        raw = await self._writer.write_status(raw, status_for(issued, message=message))
+        self._cache.apply("MODIFIED", raw)
+        self._metrics.issued(signer)
+        created = _created(raw)
+        if created is not None:
+            latency = (self._clock() - created).total_seconds()
+            self._metrics.observe_latency(signer, max(latency, 0.0))
+        await self._writer.event(raw, "Normal", "Issued", message)
+        log.info("%s: %s", key, message, extra={"pcr": key})
+
+
+def _summary(decision: Decision) -> str:
+    return decision.summary() or "denied by policy"
+
+
+def _created(raw: RawPcr) -> dt.datetime | None:
+    stamp = (raw.get("metadata") or {}).get("creationTimestamp")
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+__all__ = [
+    "PcrWriter",
+    "PodReconciler",
+    "is_final_pcr",
+    "is_pcr_key",
+    "pcr_key",
+    "pcr_lane",
+    "pod_request",
+    "split_key",
+]

@@ -10,27 +10,35 @@ CSR name, a requester or anything else a client controls. Values outside the
 documented set are folded into an overflow value rather than raising, because
 metrics must never break reconciliation.
 
+The controller decides and signs two kinds of request, CertificateSigningRequests
+and PodCertificateRequests, and the per-request metrics say which with a
+``kind`` label: ``csr`` or ``pcr`` (`REQUEST_KINDS`), ``other`` for anything
+else. (``csr_signer_api_errors_total`` has a ``kind`` label of its own: the
+kind of API error, see there.)
+
 Metrics (Prometheus names; also in docs/metrics.md):
 
-``csr_signer_decisions_total{signer, outcome, policy}`` counter
+``csr_signer_decisions_total{signer, kind, outcome, policy}`` counter
     Policy decisions made. ``outcome``: ``approve``, ``deny``, ``abstain``
     (``other`` for anything else). ``policy``: the deciding policy's name, ``""``
     when no policy decided (abstain), ``other`` once more than
     `MAX_POLICY_LABELS` distinct names have been seen (policy names come from
     the operator's policy files, so the set is bounded by configuration).
-``csr_signer_certificates_issued_total{signer}`` counter
-    Certificates written to status.certificate.
-``csr_signer_signing_failures_total{signer, reason}`` counter
-    CSRs marked Failed. ``reason``: one of `SIGNING_FAILURE_REASONS` (the
-    CamelCase condition reasons), ``Other`` for anything else.
+``csr_signer_certificates_issued_total{signer, kind}`` counter
+    Certificates issued: a CSR's status.certificate, a PCR's Issued status.
+``csr_signer_signing_failures_total{signer, kind, reason}`` counter
+    Requests the issuer refused (a CSR or PCR marked Failed, a PCR key Denied
+    ``UnsupportedKeyType``), and every attempt a CA problem blocked (retried).
+    ``reason``: one of `SIGNING_FAILURE_REASONS` (the CamelCase refusal
+    reasons of both kinds), ``Other`` for anything else.
 ``csr_signer_requests_unreadable_total{signer, reason}`` counter
-    Requests refused before any policy or signing, because they could not be
-    read safely. ``reason``: one of `UNREADABLE_REASONS` (``Malformed``: not a
+    CSRs refused before any policy or signing, because they could not be
+    read safely (CSRs only: a PCR carries no request to parse). ``reason``: one of `UNREADABLE_REASONS` (``Malformed``: not a
     request Go's crypto/x509 reads the same way; ``TooLarge``: over
     ``--max-request-bytes``; ``TooManyNames``: over ``--max-sans``). The CSR is
     Denied, or Failed when a human approved it.
-``csr_signer_issue_latency_seconds{signer}`` histogram
-    CSR creationTimestamp to certificate issued. Buckets `LATENCY_BUCKETS`
+``csr_signer_issue_latency_seconds{signer, kind}`` histogram
+    Request creationTimestamp to certificate issued. Buckets `LATENCY_BUCKETS`
     (10 ms .. 10 min); a CSR that waited for a human approval lands in +Inf.
 ``csr_signer_queue_depth`` gauge
     CSR keys waiting in the work queue.
@@ -51,7 +59,8 @@ Metrics (Prometheus names; also in docs/metrics.md):
     election), else 0.
 
 ``signer`` is always one of the configured signer names given to `create()`,
-or ``other``.
+or ``other``. ``certificates_issued_total`` starts at zero for every signer
+and both kinds.
 """
 
 from __future__ import annotations
@@ -80,6 +89,8 @@ CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 OTHER: Final = "other"
 OUTCOMES: Final = frozenset(o.value for o in Outcome)
+REQUEST_KINDS: Final = ("csr", "pcr")
+"""The ``kind`` label of per-request metrics: CertificateSigningRequest, PodCertificateRequest."""
 SIGNING_FAILURE_REASONS: Final = frozenset(
     {
         "InvalidRequest",  # spec.request unreadable, not PKCS#10, bad self-signature
@@ -95,6 +106,12 @@ SIGNING_FAILURE_REASONS: Final = frozenset(
         "CANotYetValid",
         "SigningFailed",
         "CertificateTooLarge",  # the API refused to store the certificate (413 / etcd)
+        # PodCertificateRequests only (signer.pki.podcerts):
+        "UnsupportedKeyType",  # below the key floor or not a pod key type (PCR Denied)
+        "InvalidKey",  # the key fields cannot be read (PCR Denied)
+        "InvalidDNSName",  # a DNS name the apiserver would reject
+        "LifetimeTooShort",  # the smallest lifetime cap is under the 1 h minimum
+        "CAExpiresSoon",  # the CA expires within the 1 h minimum (retried)
     }
 )
 UNREADABLE_REASONS: Final = frozenset({"Malformed", "TooLarge", "TooManyNames"})
@@ -181,7 +198,8 @@ class Telemetry:
 
         meter = meter_provider.get_meter(_SCOPE, __version__)
         self._decisions = meter.create_counter(
-            "csr_signer_decisions", description="Policy decisions made, by outcome and policy."
+            "csr_signer_decisions",
+            description="Policy decisions made, by request kind, outcome and policy.",
         )
         self._unreadable = meter.create_counter(
             "csr_signer_requests_unreadable",
@@ -189,15 +207,16 @@ class Telemetry:
         )
         self._issued = meter.create_counter(
             "csr_signer_certificates_issued",
-            description="Certificates written to status.certificate.",
+            description="Certificates issued, by signer and request kind.",
         )
         self._signing_failures = meter.create_counter(
-            "csr_signer_signing_failures", description="CSRs marked Failed, by condition reason."
+            "csr_signer_signing_failures",
+            description="Requests the issuer refused, by request kind and reason.",
         )
         self._latency = meter.create_histogram(
             "csr_signer_issue_latency_seconds",
             unit="s",
-            description="Seconds from CSR creation to certificate issued.",
+            description="Seconds from request creation to certificate issued.",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
         )
         self._queue_depth = meter.create_gauge(
@@ -223,7 +242,8 @@ class Telemetry:
 
         # Start known series at zero, so rate() and absent() work from the first scrape.
         for signer in signer_names:
-            self._issued.add(0, {"signer": signer})
+            for kind in REQUEST_KINDS:
+                self._issued.add(0, {"signer": signer, "kind": kind})
         for result in RELOAD_RESULTS:
             self._policy_reloads.add(0, {"result": result})
         self.set_queue_depth(0)
@@ -285,6 +305,10 @@ class Telemetry:
     def _signer(self, signer: str) -> str:
         return _bounded(signer, self._signers)
 
+    @staticmethod
+    def _kind(kind: str) -> str:
+        return _bounded(kind, REQUEST_KINDS)
+
     def _policy(self, policy: str | None) -> str:
         if not policy:
             return ""
@@ -292,23 +316,24 @@ class Telemetry:
             self._policies.add(policy)
         return _bounded(policy, self._policies)
 
-    def decision(self, signer: str, outcome: Outcome, policy: str | None) -> None:
+    def decision(self, signer: str, outcome: Outcome, policy: str | None, *, kind: str) -> None:
         """Count one policy decision; `policy` is None (or "") when none decided."""
         self._decisions.add(
             1,
             {
                 "signer": self._signer(signer),
+                "kind": self._kind(kind),
                 "outcome": _bounded(str(outcome), OUTCOMES),
                 "policy": self._policy(policy),
             },
         )
 
-    def issued(self, signer: str) -> None:
-        """Count one certificate written to status.certificate."""
-        self._issued.add(1, {"signer": self._signer(signer)})
+    def issued(self, signer: str, *, kind: str) -> None:
+        """Count one certificate issued (CSR status.certificate, PCR Issued status)."""
+        self._issued.add(1, {"signer": self._signer(signer), "kind": self._kind(kind)})
 
     def request_unreadable(self, signer: str, reason: str) -> None:
-        """Count one request refused before policy (`UNREADABLE_REASONS`)."""
+        """Count one CSR refused before policy (`UNREADABLE_REASONS`); CSRs only."""
         self._unreadable.add(
             1,
             {
@@ -317,19 +342,22 @@ class Telemetry:
             },
         )
 
-    def signing_failed(self, signer: str, reason: str) -> None:
-        """Count one CSR marked Failed (its condition reason), or one attempt our CA blocked."""
+    def signing_failed(self, signer: str, reason: str, *, kind: str) -> None:
+        """Count one request the issuer refused (its reason), or one attempt our CA blocked."""
         self._signing_failures.add(
             1,
             {
                 "signer": self._signer(signer),
+                "kind": self._kind(kind),
                 "reason": _bounded(reason, SIGNING_FAILURE_REASONS, OTHER_REASON),
             },
         )
 
-    def observe_latency(self, signer: str, seconds: float) -> None:
+    def observe_latency(self, signer: str, seconds: float, *, kind: str) -> None:
         """Record creation-to-issued time; negative values (clock skew) count as 0."""
-        self._latency.record(max(0.0, seconds), {"signer": self._signer(signer)})
+        self._latency.record(
+            max(0.0, seconds), {"signer": self._signer(signer), "kind": self._kind(kind)}
+        )
 
     def set_queue_depth(self, depth: int) -> None:
         self._queue_depth.set(depth)

@@ -19,9 +19,8 @@ Sharing with the CSR reactor, and why:
   (shedding spec.request, Pending notes) are never used for PCRs: a PCR is decided
   at once and never waits for a human;
 - `Snapshot` and `Metrics` are the CSR reactor's, so policies, CAs and limits hot
-  reload for both kinds together. Metrics carry no ``kind`` label yet: a PCR's
-  decision, issuance and failure are counted under its signer exactly as a CSR's
-  (docs/metrics.md says so).
+  reload for both kinds together; every metric call says ``kind="pcr"`` (a bounded
+  label, docs/metrics.md), so PCRs and CSRs are told apart in the same series.
 
 Work is done inline on the event loop: a PCR's key material is at most 10 KiB
 (the apiserver's limit), so reading the key and signing cost what a small CSR does.
@@ -207,14 +206,14 @@ class PodReconciler:
             return False  # ABSTAIN: another signer (or a human's tool) may own it
         podkey = pod_key(spec)
         if isinstance(podkey, Refusal):
-            self._metrics.decision(signer, Outcome.DENY, None)
+            self._metrics.decision(signer, Outcome.DENY, None, kind="pcr")
             await self._deny(key, raw, UNSUPPORTED_KEY_TYPE, podkey.message)
             return False
         request = pod_request(raw, podkey)
         decision, grant = decide_pod(
             request, snapshot.policies, cluster_domain=snapshot.cluster_domain
         )
-        self._metrics.decision(signer, decision.outcome, decision.policy)
+        self._metrics.decision(signer, decision.outcome, decision.policy, kind="pcr")
         if decision.outcome is Outcome.ABSTAIN:
             return False
         if decision.outcome is Outcome.DENY or grant is None:
@@ -222,7 +221,7 @@ class PodReconciler:
             return False
         ca = snapshot.cas.get(signer)
         if ca is None:
-            self._metrics.signing_failed(signer, CA_UNAVAILABLE)
+            self._metrics.signing_failed(signer, CA_UNAVAILABLE, kind="pcr")
             return True  # no usable CA: readiness says so; retried with backoff
         issued = issue_pod_certificate(
             podkey,
@@ -248,7 +247,7 @@ class PodReconciler:
 
     async def _refuse(self, key: str, raw: RawPcr, signer: str, refusal: Refusal) -> bool:
         """Issuance refused: wait for a CA, deny a key, or fail; True means retry."""
-        self._metrics.signing_failed(signer, refusal.reason)
+        self._metrics.signing_failed(signer, refusal.reason, kind="pcr")
         if refusal.reason in RETRY_REASONS:
             log.error("%s: cannot sign: %s", key, refusal.message, extra={"pcr": key})
             return True
@@ -273,11 +272,11 @@ class PodReconciler:
             message += " (shortened to the CA's expiry: rotate the CA)"
         raw = await self._writer.write_status(raw, status_for(issued, message=message))
         self._cache.apply("MODIFIED", raw)
-        self._metrics.issued(signer)
+        self._metrics.issued(signer, kind="pcr")
         created = _created(raw)
         if created is not None:
             latency = (self._clock() - created).total_seconds()
-            self._metrics.observe_latency(signer, max(latency, 0.0))
+            self._metrics.observe_latency(signer, max(latency, 0.0), kind="pcr")
         await self._writer.event(raw, "Normal", "Issued", message)
         log.info("%s: %s", key, message, extra={"pcr": key})
 

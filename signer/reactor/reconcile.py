@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from signer.kube.errors import ApiError, Conflict, NotFound, TooLarge
 from signer.models import CsrView, Decision, Outcome, Refusal
@@ -58,14 +58,23 @@ class CsrWriter(Protocol):
     async def event(self, raw: RawCsr, type_: str, reason: str, message: str) -> None: ...
 
 
-class Metrics(Protocol):
-    """The reconciler's metrics (signer.telemetry.Telemetry implements it)."""
+RequestKind = Literal["csr", "pcr"]
+"""The ``kind`` label of per-request metrics (signer.telemetry.REQUEST_KINDS)."""
 
-    def decision(self, signer: str, outcome: Outcome, policy: str | None) -> None: ...
-    def issued(self, signer: str) -> None: ...
+
+class Metrics(Protocol):
+    """The reconcilers' metrics (signer.telemetry.Telemetry implements it).
+
+    `kind` is keyword-only and has no default, so no call site can leave it out.
+    """
+
+    def decision(
+        self, signer: str, outcome: Outcome, policy: str | None, *, kind: RequestKind
+    ) -> None: ...
+    def issued(self, signer: str, *, kind: RequestKind) -> None: ...
     def request_unreadable(self, signer: str, reason: str) -> None: ...
-    def signing_failed(self, signer: str, reason: str) -> None: ...
-    def observe_latency(self, signer: str, seconds: float) -> None: ...
+    def signing_failed(self, signer: str, reason: str, *, kind: RequestKind) -> None: ...
+    def observe_latency(self, signer: str, seconds: float, *, kind: RequestKind) -> None: ...
     def api_error(self, kind: str, verb: str) -> None: ...
 
 
@@ -191,7 +200,7 @@ class Reconciler:
             if snapshot.policies is None:
                 return True  # policies not loaded yet: nothing to decide with
             decision = await self._cpu(state, self._decide, state, snapshot, view)
-            self._metrics.decision(signer, decision.outcome, decision.policy)
+            self._metrics.decision(signer, decision.outcome, decision.policy, kind="csr")
             if decision.outcome is Outcome.ABSTAIN:
                 await self._abstain(state, decision, view)
                 self._cache.shed(
@@ -281,12 +290,12 @@ class Reconciler:
         ca = snapshot.cas.get(signer)
         if ca is None:
             # No valid CA: readiness says so; counted per attempt, retried with backoff.
-            self._metrics.signing_failed(signer, CA_UNAVAILABLE)
+            self._metrics.signing_failed(signer, CA_UNAVAILABLE, kind="csr")
             return True
         outcome = await self._cpu(state, self._issue, state, snapshot, ca, policy_name, view)
         if isinstance(outcome, Refusal):
             if outcome.reason in CA_REFUSALS:
-                self._metrics.signing_failed(signer, outcome.reason)
+                self._metrics.signing_failed(signer, outcome.reason, kind="csr")
                 log.error("%s: cannot sign: %s", state.name, outcome.message)
                 return True
             parse_error = view if isinstance(view, CsrParseError) else None
@@ -307,10 +316,10 @@ class Reconciler:
             )
             return False
         self._cache.apply("MODIFIED", raw)
-        self._metrics.issued(signer)
+        self._metrics.issued(signer, kind="csr")
         if state.created is not None:
             latency = (self._clock() - state.created).total_seconds()
-            self._metrics.observe_latency(signer, max(latency, 0.0))
+            self._metrics.observe_latency(signer, max(latency, 0.0), kind="csr")
         message = (
             f"issued certificate serial {outcome.serial_number:x}, "
             f"valid until {outcome.not_after:%Y-%m-%dT%H:%M:%SZ}"
@@ -336,7 +345,7 @@ class Reconciler:
         unreadable: CsrParseError | None = None,
     ) -> None:
         """Mark the CSR Failed with the refusal's reason: final, never signed."""
-        self._metrics.signing_failed(state.request.signer_name, refusal.reason)
+        self._metrics.signing_failed(state.request.signer_name, refusal.reason, kind="csr")
         raw = await self._writer.fail(raw, refusal.reason, refusal.message)
         if unreadable is not None:  # counted once, when refused
             self._metrics.request_unreadable(

@@ -134,23 +134,25 @@ class FakeCsrApi:
 
 
 class RecordingMetrics:
+    """Records calls as tuples; per-request metrics carry their `kind` second."""
+
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    def decision(self, signer: str, outcome: object, policy: str | None) -> None:
-        self.calls.append(("decision", str(outcome), policy))
+    def decision(self, signer: str, outcome: object, policy: str | None, *, kind: str) -> None:
+        self.calls.append(("decision", kind, str(outcome), policy))
 
-    def issued(self, signer: str) -> None:
-        self.calls.append(("issued",))
+    def issued(self, signer: str, *, kind: str) -> None:
+        self.calls.append(("issued", kind))
 
     def request_unreadable(self, signer: str, reason: str) -> None:
         self.calls.append(("request_unreadable", reason))
 
-    def signing_failed(self, signer: str, reason: str) -> None:
-        self.calls.append(("signing_failed", reason))
+    def signing_failed(self, signer: str, reason: str, *, kind: str) -> None:
+        self.calls.append(("signing_failed", kind, reason))
 
-    def observe_latency(self, signer: str, seconds: float) -> None:
-        self.calls.append(("latency",))
+    def observe_latency(self, signer: str, seconds: float, *, kind: str) -> None:
+        self.calls.append(("latency", kind))
 
     def api_error(self, kind: str, verb: str) -> None:
         self.calls.append(("api_error", kind))

@@ -251,9 +251,9 @@ async def test_issued_status_carries_the_leaf_of_the_requested_key(h: Harness) -
     sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.DNSName) == ["kn-user-shop"]
     assert h.metrics.calls == [
-        ("decision", "approve", "knative-system-internal"),
-        ("issued",),
-        ("latency",),
+        ("decision", "pcr", "approve", "knative-system-internal"),
+        ("issued", "pcr"),
+        ("latency", "pcr"),
     ]
 
 

@@ -89,7 +89,7 @@ async def test_conforming_csr_is_approved_then_issued_in_one_pass(h: Harness) ->
     assert ca is not None
     assert chain[0].issuer == ca.certificate.subject
     assert [e[1] for e in h.api.events] == ["Approved", "Issued"]
-    assert ("issued",) in h.metrics.calls
+    assert ("issued", "csr") in h.metrics.calls
 
 
 async def test_nonconforming_csr_is_denied_and_never_signed(h: Harness) -> None:
@@ -173,7 +173,7 @@ async def test_approved_csr_asking_for_cert_sign_gets_failed_not_a_ca(h: Harness
     )
     assert h.conditions("ca") == ["Approved", "Failed"]
     assert "certificate" not in obj["status"]
-    assert ("signing_failed", "ForbiddenUsage") in h.metrics.calls
+    assert ("signing_failed", "csr", "ForbiddenUsage") in h.metrics.calls
 
 
 async def test_garbage_request_is_denied_with_a_reason(h: Harness) -> None:
@@ -317,7 +317,7 @@ async def test_key_floor_holds_whoever_approved(
     assert "certificate" not in obj["status"]
     failed = [c for c in obj["status"]["conditions"] if c["type"] == "Failed"]
     assert [c["reason"] for c in failed] == [reason]
-    assert ("signing_failed", reason) in h.metrics.calls
+    assert ("signing_failed", "csr", reason) in h.metrics.calls
 
 
 @pytest.mark.parametrize(
@@ -338,7 +338,7 @@ async def test_ca_refusals_are_counted_not_failed(
     obj = await h.run(make_raw("waits", username="alice", conditions=("Approved",)))
     assert h.api.writes == []
     assert "certificate" not in obj["status"]
-    assert ("signing_failed", reason) in h.metrics.calls
+    assert ("signing_failed", "csr", reason) in h.metrics.calls
     assert h.queue.depth == 1, "scheduled for a retry"
 
 
@@ -389,7 +389,7 @@ async def test_a_signer_without_its_ca_waits_while_others_sign(
         )
     )
     assert "certificate" not in kn["status"]
-    assert ("signing_failed", "CAUnavailable") in h.metrics.calls
+    assert ("signing_failed", "csr", "CAUnavailable") in h.metrics.calls
     local = await h.run(make_raw("local", username="alice", conditions=("Approved",)))
     assert local["status"].get("certificate")
 
@@ -406,7 +406,7 @@ async def test_a_certificate_too_large_to_store_fails_the_csr_instead_of_retryin
     failed = [c for c in obj["status"]["conditions"] if c["type"] == "Failed"]
     assert [c["reason"] for c in failed] == ["CertificateTooLarge"]
     assert "request is too large" in failed[0]["message"]
-    assert ("signing_failed", "CertificateTooLarge") in h.metrics.calls
+    assert ("signing_failed", "csr", "CertificateTooLarge") in h.metrics.calls
     assert h.queue.depth == 0, "not retried: the CSR is final"
 
 

@@ -102,13 +102,13 @@ async def test_readyz_verbose_lists_passing_checks_too(
 async def test_metrics_serves_the_exposition_with_its_content_type(
     client: aiohttp.ClientSession, telemetry: Telemetry
 ) -> None:
-    telemetry.decision(SIGNER, Outcome.APPROVE, "knative-internal")
-    telemetry.issued(SIGNER)
+    telemetry.decision(SIGNER, Outcome.APPROVE, "knative-internal", kind="csr")
+    telemetry.issued(SIGNER, kind="csr")
     async with client.get("/metrics") as response:
         assert response.status == 200
         assert response.headers["Content-Type"] == CONTENT_TYPE
         body = await response.text()
-    assert f'csr_signer_certificates_issued_total{{signer="{SIGNER}"}} 1.0' in body
+    assert f'csr_signer_certificates_issued_total{{kind="csr",signer="{SIGNER}"}} 1.0' in body
     assert "csr_signer_decisions_total{" in body
 
 

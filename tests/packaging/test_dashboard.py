@@ -64,11 +64,11 @@ def exported_series() -> set[str]:
     """Series names in a real exposition with every metric recorded once."""
     telemetry = Telemetry.create(signer_names=["example.com/a"])
     try:
-        telemetry.decision("example.com/a", Outcome.APPROVE, "p")
-        telemetry.issued("example.com/a")
-        telemetry.signing_failed("example.com/a", "CAExpired")
+        telemetry.decision("example.com/a", Outcome.APPROVE, "p", kind="csr")
+        telemetry.issued("example.com/a", kind="csr")
+        telemetry.signing_failed("example.com/a", "CAExpired", kind="pcr")
         telemetry.request_unreadable("example.com/a", "Malformed")
-        telemetry.observe_latency("example.com/a", 0.3)
+        telemetry.observe_latency("example.com/a", 0.3, kind="pcr")
         telemetry.api_error("conflict", "update")
         telemetry.set_ca_not_after("example.com/a", 2_000_000_000)
         telemetry.policy_reload(ok=True)
@@ -124,7 +124,24 @@ def test_every_documented_metric_has_a_panel() -> None:
             id="latency-panel-shows-p50-from-the-histogram",
         ),
         pytest.param("CA expires in", "- time()", id="ca-panel-counts-down-from-not-after-to-now"),
-        pytest.param("Decisions by outcome", "by (outcome)", id="decisions-are-split-by-outcome"),
+        pytest.param(
+            "Decisions by kind and outcome",
+            "by (kind, outcome)",
+            id="decisions-are-split-by-request-kind-and-outcome",
+        ),
+        pytest.param(
+            "Certificates issued", "by (signer, kind)", id="issued-is-split-by-request-kind"
+        ),
+        pytest.param(
+            "Signing failures by reason",
+            "by (kind, reason)",
+            id="signing-failures-are-split-by-request-kind",
+        ),
+        pytest.param(
+            "Created-to-issued latency",
+            "sum by (kind, le)",
+            id="latency-quantiles-are-per-request-kind",
+        ),
         pytest.param("API errors by kind", "by (kind", id="api-errors-are-split-by-kind"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -13,7 +14,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from signer import telemetry as telemetry_module
 from signer.models import Outcome
-from signer.telemetry import CONTENT_TYPE, MAX_POLICY_LABELS, Telemetry
+from signer.pki import podcerts
+from signer.telemetry import (
+    CONTENT_TYPE,
+    MAX_POLICY_LABELS,
+    REQUEST_KINDS,
+    SIGNING_FAILURE_REASONS,
+    Telemetry,
+)
 
 SIGNER = "csr-signer.dev/cluster-local"
 
@@ -46,65 +54,65 @@ Use = Callable[[Telemetry], None]
     ("use", "name", "labels", "expected"),
     [
         pytest.param(
-            lambda t: t.decision(SIGNER, Outcome.APPROVE, "knative-internal"),
+            lambda t: t.decision(SIGNER, Outcome.APPROVE, "knative-internal", kind="csr"),
             "csr_signer_decisions_total",
-            {"signer": SIGNER, "outcome": "approve", "policy": "knative-internal"},
+            {"signer": SIGNER, "kind": "csr", "outcome": "approve", "policy": "knative-internal"},
             1.0,
             id="decision-counts-outcome-and-policy",
         ),
         pytest.param(
-            lambda t: t.decision(SIGNER, Outcome.ABSTAIN, None),
+            lambda t: t.decision(SIGNER, Outcome.ABSTAIN, None, kind="csr"),
             "csr_signer_decisions_total",
-            {"signer": SIGNER, "outcome": "abstain", "policy": ""},
+            {"signer": SIGNER, "kind": "csr", "outcome": "abstain", "policy": ""},
             1.0,
             id="decision-without-policy-has-empty-policy-label",
         ),
         pytest.param(
-            lambda t: t.issued(SIGNER),
+            lambda t: t.issued(SIGNER, kind="csr"),
             "csr_signer_certificates_issued_total",
-            {"signer": SIGNER},
+            {"signer": SIGNER, "kind": "csr"},
             1.0,
             id="issued",
         ),
         pytest.param(
-            lambda t: t.signing_failed(SIGNER, "CAExpired"),
+            lambda t: t.signing_failed(SIGNER, "CAExpired", kind="csr"),
             "csr_signer_signing_failures_total",
-            {"signer": SIGNER, "reason": "CAExpired"},
+            {"signer": SIGNER, "kind": "csr", "reason": "CAExpired"},
             1.0,
             id="signing-failure-by-reason",
         ),
         pytest.param(
-            lambda t: t.signing_failed(SIGNER, "the CA said no: csr-abc"),
+            lambda t: t.signing_failed(SIGNER, "the CA said no: csr-abc", kind="csr"),
             "csr_signer_signing_failures_total",
-            {"signer": SIGNER, "reason": "Other"},
+            {"signer": SIGNER, "kind": "csr", "reason": "Other"},
             1.0,
             id="unknown-failure-reason-becomes-Other",
         ),
         pytest.param(
-            lambda t: t.observe_latency(SIGNER, 0.3),
+            lambda t: t.observe_latency(SIGNER, 0.3, kind="csr"),
             "csr_signer_issue_latency_seconds_bucket",
-            {"signer": SIGNER, "le": "0.5"},
+            {"signer": SIGNER, "kind": "csr", "le": "0.5"},
             1.0,
             id="latency-lands-in-its-bucket",
         ),
         pytest.param(
-            lambda t: t.observe_latency(SIGNER, 0.3),
+            lambda t: t.observe_latency(SIGNER, 0.3, kind="csr"),
             "csr_signer_issue_latency_seconds_bucket",
-            {"signer": SIGNER, "le": "0.25"},
+            {"signer": SIGNER, "kind": "csr", "le": "0.25"},
             0.0,
             id="latency-not-in-smaller-bucket",
         ),
         pytest.param(
-            lambda t: t.observe_latency(SIGNER, 3600),
+            lambda t: t.observe_latency(SIGNER, 3600, kind="csr"),
             "csr_signer_issue_latency_seconds_bucket",
-            {"signer": SIGNER, "le": "600.0"},
+            {"signer": SIGNER, "kind": "csr", "le": "600.0"},
             0.0,
             id="latency-over-10-minutes-only-in-inf",
         ),
         pytest.param(
-            lambda t: t.observe_latency(SIGNER, -5),
+            lambda t: t.observe_latency(SIGNER, -5, kind="csr"),
             "csr_signer_issue_latency_seconds_sum",
-            {"signer": SIGNER},
+            {"signer": SIGNER, "kind": "csr"},
             0.0,
             id="negative-latency-from-clock-skew-counts-as-zero",
         ),
@@ -189,9 +197,15 @@ def test_each_metric_renders_after_use(
     [
         pytest.param(
             "csr_signer_certificates_issued_total",
-            {"signer": SIGNER},
+            {"signer": SIGNER, "kind": "csr"},
             0.0,
-            id="issued-starts-at-zero-per-configured-signer",
+            id="csr-issued-starts-at-zero-per-configured-signer",
+        ),
+        pytest.param(
+            "csr_signer_certificates_issued_total",
+            {"signer": SIGNER, "kind": "pcr"},
+            0.0,
+            id="pcr-issued-starts-at-zero-per-configured-signer",
         ),
         pytest.param(
             "csr_signer_policy_reloads_total",
@@ -225,10 +239,12 @@ def test_unknown_state_is_absent_rather_than_zero(telemetry: Telemetry, name: st
 @pytest.mark.parametrize(
     "use",
     [
-        pytest.param(lambda t: t.issued("attacker.example/x"), id="issued"),
-        pytest.param(lambda t: t.decision("x.y/z", Outcome.DENY, "p"), id="decision"),
-        pytest.param(lambda t: t.signing_failed("x.y/z", "CAExpired"), id="signing-failed"),
-        pytest.param(lambda t: t.observe_latency("x.y/z", 1), id="latency"),
+        pytest.param(lambda t: t.issued("attacker.example/x", kind="csr"), id="issued"),
+        pytest.param(lambda t: t.decision("x.y/z", Outcome.DENY, "p", kind="pcr"), id="decision"),
+        pytest.param(
+            lambda t: t.signing_failed("x.y/z", "CAExpired", kind="csr"), id="signing-failed"
+        ),
+        pytest.param(lambda t: t.observe_latency("x.y/z", 1, kind="pcr"), id="latency"),
     ],
 )
 def test_unconfigured_signer_becomes_other(telemetry: Telemetry, use: Use) -> None:
@@ -238,9 +254,100 @@ def test_unconfigured_signer_becomes_other(telemetry: Telemetry, use: Use) -> No
     assert "other" in signers
 
 
+KINDED: dict[str, tuple[Callable[[Telemetry, str], None], str, dict[str, str]]] = {
+    "decision": (
+        lambda t, kind: t.decision(SIGNER, Outcome.DENY, "p", kind=kind),
+        "csr_signer_decisions_total",
+        {"signer": SIGNER, "outcome": "deny", "policy": "p"},
+    ),
+    "issued": (
+        lambda t, kind: t.issued(SIGNER, kind=kind),
+        "csr_signer_certificates_issued_total",
+        {"signer": SIGNER},
+    ),
+    "signing-failed": (
+        lambda t, kind: t.signing_failed(SIGNER, "SigningFailed", kind=kind),
+        "csr_signer_signing_failures_total",
+        {"signer": SIGNER, "reason": "SigningFailed"},
+    ),
+    "latency": (
+        lambda t, kind: t.observe_latency(SIGNER, 0.3, kind=kind),
+        "csr_signer_issue_latency_seconds_count",
+        {"signer": SIGNER},
+    ),
+}
+"""Every per-request metric: how to record it with a `kind`, and its series' other labels."""
+
+
+@pytest.mark.parametrize("metric", sorted(KINDED))
+@pytest.mark.parametrize(
+    ("kind", "label"),
+    [
+        pytest.param("csr", "csr", id="csr"),
+        pytest.param("pcr", "pcr", id="pcr"),
+        pytest.param("CSR", "other", id="case-matters-so-CSR-is-other"),
+        pytest.param("pod/my-pod", "other", id="anything-else-becomes-other"),
+        pytest.param("", "other", id="empty-becomes-other"),
+    ],
+)
+def test_kind_label_is_bounded(telemetry: Telemetry, metric: str, kind: str, label: str) -> None:
+    use, name, labels = KINDED[metric]
+    use(telemetry, kind)
+    assert value(telemetry, name, **labels, kind=label) == 1.0
+    kinds = {dict(ls).get("kind") for n, ls in samples(telemetry) if n == name} - {None}
+    assert kinds <= {*REQUEST_KINDS, "other"}
+
+
+@pytest.mark.parametrize("metric", sorted(KINDED))
+def test_kinds_are_counted_apart(telemetry: Telemetry, metric: str) -> None:
+    use, name, labels = KINDED[metric]
+    use(telemetry, "csr")
+    use(telemetry, "pcr")
+    use(telemetry, "pcr")
+    assert value(telemetry, name, **labels, kind="csr") == 1.0
+    assert value(telemetry, name, **labels, kind="pcr") == 2.0
+
+
+def test_unreadable_requests_have_no_kind_label(telemetry: Telemetry) -> None:
+    """CSRs only: a PodCertificateRequest never reaches the unreadable-request counter."""
+    telemetry.request_unreadable(SIGNER, "Malformed")
+    unreadable = "csr_signer_requests_unreadable_total"
+    assert value(telemetry, unreadable, signer=SIGNER, reason="Malformed") == 1.0
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "UnsupportedKeyType",
+        "InvalidKey",
+        "InvalidDNSName",
+        "LifetimeTooShort",
+        "CAExpiresSoon",
+        "NoIdentity",
+        "SigningFailed",
+        "CAExpired",
+        "CANotYetValid",
+        "CAUnavailable",
+    ],
+)
+def test_pcr_refusal_reasons_keep_their_name(telemetry: Telemetry, reason: str) -> None:
+    telemetry.signing_failed(SIGNER, reason, kind="pcr")
+    failures = "csr_signer_signing_failures_total"
+    assert value(telemetry, failures, signer=SIGNER, kind="pcr", reason=reason) == 1.0
+
+
+def test_every_pod_certificate_refusal_reason_is_a_label_value() -> None:
+    """A new `Refusal(reason=...)` in signer.pki.podcerts must be added to the label set."""
+    source = Path(podcerts.__file__).read_text()
+    reasons = set(re.findall(r'reason="([A-Za-z]+)"', source))
+    reasons |= {podcerts.UNSUPPORTED_KEY_TYPE, podcerts.INVALID_KEY}
+    assert len(reasons) >= 7, reasons  # the pattern still finds the refusals
+    assert reasons - SIGNING_FAILURE_REASONS == set()
+
+
 def test_policy_label_values_are_capped(telemetry: Telemetry) -> None:
     for index in range(MAX_POLICY_LABELS + 5):
-        telemetry.decision(SIGNER, Outcome.APPROVE, f"policy-{index}")
+        telemetry.decision(SIGNER, Outcome.APPROVE, f"policy-{index}", kind="csr")
     policies = {
         dict(labels)["policy"]
         for name, labels in samples(telemetry)
@@ -253,9 +360,9 @@ def test_policy_label_values_are_capped(telemetry: Telemetry) -> None:
 def test_every_metric_is_documented_in_the_module_docstring(telemetry: Telemetry) -> None:
     telemetry.set_ca_not_after(SIGNER, 1)
     telemetry.policy_reload(ok=True)
-    telemetry.decision(SIGNER, Outcome.APPROVE, None)
-    telemetry.signing_failed(SIGNER, "CAExpired")
-    telemetry.observe_latency(SIGNER, 1)
+    telemetry.decision(SIGNER, Outcome.APPROVE, None, kind="csr")
+    telemetry.signing_failed(SIGNER, "CAExpired", kind="csr")
+    telemetry.observe_latency(SIGNER, 1, kind="csr")
     telemetry.api_error("gone", "watch")
     telemetry.request_unreadable(SIGNER, "TooLarge")
     body, _ = telemetry.render()
@@ -277,15 +384,13 @@ def test_two_instances_do_not_share_numbers_or_the_global_registry() -> None:
     first = Telemetry.create(signer_names=[SIGNER])
     second = Telemetry.create(signer_names=[SIGNER])
     try:
-        first.issued(SIGNER)
-        first.issued(SIGNER)
-        second.issued(SIGNER)
-        assert value(first, "csr_signer_certificates_issued_total", signer=SIGNER) == 2.0
-        assert value(second, "csr_signer_certificates_issued_total", signer=SIGNER) == 1.0
-        assert (
-            REGISTRY.get_sample_value("csr_signer_certificates_issued_total", {"signer": SIGNER})
-            is None
-        )
+        first.issued(SIGNER, kind="csr")
+        first.issued(SIGNER, kind="csr")
+        second.issued(SIGNER, kind="csr")
+        issued = "csr_signer_certificates_issued_total"
+        assert value(first, issued, signer=SIGNER, kind="csr") == 2.0
+        assert value(second, issued, signer=SIGNER, kind="csr") == 1.0
+        assert REGISTRY.get_sample_value(issued, {"signer": SIGNER, "kind": "csr"}) is None
     finally:
         first.shutdown()
         second.shutdown()

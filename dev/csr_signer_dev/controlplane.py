@@ -2,8 +2,9 @@
 
 Why real: the behaviour csr-signer depends on (RBAC on `signers`, the
 `/approval` and `/status` subresource rules, identity fields the apiserver
-sets in `spec.username`) lives in the apiserver; a fake would only encode our
-own assumptions.
+sets in `spec.username`, the Node authorizer and NodeRestriction on the
+PodCertificateRequests a node creates) lives in the apiserver; a fake would
+only encode our own assumptions.
 
 Identities:
 - client certificates from a throwaway client CA: CN is the username, O the
@@ -47,6 +48,12 @@ FEATURE_GATES = (
     "ClusterTrustBundle=true,ClusterTrustBundleProjection=true,PodCertificateRequest=true"
 )
 RUNTIME_CONFIG = "certificates.k8s.io/v1beta1=true"
+AUTHORIZATION_MODE = "Node,RBAC"
+"""The Node authorizer lets `system:node:<name>` create PodCertificateRequests, as kubelets
+do; RBAC covers every other identity (the Node authorizer has no opinion on them)."""
+ENABLE_ADMISSION_PLUGINS = "NodeRestriction"
+"""Added to the apiserver's default-on admission plugins (none is disabled): it checks a
+node's PodCertificateRequests against the real Node, Pod and ServiceAccount."""
 ADMIN_USER = "csr-signer-admin"
 
 
@@ -65,6 +72,41 @@ def _die_with_parent_prefix() -> list[str]:
     """`setpriv --pdeathsig KILL --` where util-linux has it, else nothing."""
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+
+
+def apiserver_argv(
+    binary: Path,
+    *,
+    etcd_url: str,
+    port: int,
+    workdir: Path,
+    pki: Path,
+    serving_cert: Path,
+    serving_key: Path,
+) -> list[str]:
+    """The kube-apiserver command line; `pki` holds client-ca.crt, sa.key and sa.pub."""
+    return [
+        str(binary),
+        f"--etcd-servers={etcd_url}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--cert-dir={workdir / 'apiserver-certs'}",
+        f"--tls-cert-file={serving_cert}",
+        f"--tls-private-key-file={serving_key}",
+        f"--client-ca-file={pki / 'client-ca.crt'}",
+        f"--authorization-mode={AUTHORIZATION_MODE}",
+        f"--enable-admission-plugins={ENABLE_ADMISSION_PLUGINS}",
+        f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        "--service-cluster-ip-range=10.0.0.0/24",
+        "--allow-privileged=true",
+        f"--runtime-config={RUNTIME_CONFIG}",
+        f"--feature-gates={FEATURE_GATES}",
+        "--profiling=false",
+        "--v=0",
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,27 +199,15 @@ class ControlPlane:
         self.port = free_port()
         self._spawn(
             "kube-apiserver",
-            [
-                str(self.binaries.kube_apiserver),
-                f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={self.port}",
-                f"--cert-dir={self.workdir / 'apiserver-certs'}",
-                f"--tls-cert-file={serving_cert}",
-                f"--tls-private-key-file={serving_key}",
-                f"--client-ca-file={pki / 'client-ca.crt'}",
-                "--authorization-mode=RBAC",
-                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-                f"--service-account-key-file={pki / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki / 'sa.key'}",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--allow-privileged=true",
-                f"--runtime-config={RUNTIME_CONFIG}",
-                f"--feature-gates={FEATURE_GATES}",
-                "--profiling=false",
-                "--v=0",
-            ],
+            apiserver_argv(
+                self.binaries.kube_apiserver,
+                etcd_url=etcd_url,
+                port=self.port,
+                workdir=self.workdir,
+                pki=pki,
+                serving_cert=serving_cert,
+                serving_key=serving_key,
+            ),
         )
         admin = self.client_credentials(ADMIN_USER, ("system:masters",))
         self._wait(lambda: self._https_ok("/readyz", admin), "kube-apiserver", timeout, started)

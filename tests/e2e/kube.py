@@ -74,6 +74,8 @@ async def grant(
 
 T = TypeVar("T")
 
+CSR_CREATORS = "e2e-csr-creators"
+"""The grant `install` makes: any authenticated identity may create CSRs."""
 CSR_CREATOR_RULES: list[dict[str, Any]] = [
     {
         "api_groups": ["certificates.k8s.io"],
@@ -123,6 +125,38 @@ def condition(
     )
 
 
+async def revoke_csr_creators(admin: client.ApiClient, serviceaccount: tuple[str, str]) -> None:
+    """Undo `install`'s grant (every ServiceAccount may create CSRs) until the next `install`.
+
+    For tests that prove what a ServiceAccount may NOT do: the grant would otherwise make
+    their result depend on which test module ran first. Waits until the apiserver's
+    authorizer (updated asynchronously) refuses `serviceaccount`.
+    """
+    rbac = client.RbacAuthorizationV1Api(admin)
+    try:
+        await rbac.delete_cluster_role_binding(CSR_CREATORS)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    namespace, name = serviceaccount
+    review = client.V1SubjectAccessReview(
+        spec=client.V1SubjectAccessReviewSpec(
+            user=f"system:serviceaccount:{namespace}:{name}",
+            groups=["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+            resource_attributes=client.V1ResourceAttributes(
+                group="certificates.k8s.io", resource="certificatesigningrequests", verb="create"
+            ),
+        )
+    )
+    authz = client.AuthorizationV1Api(admin)
+
+    async def revoked() -> bool:
+        answer = await authz.create_subject_access_review(review)
+        return not answer.status.allowed
+
+    await wait_until(revoked, what=f"{CSR_CREATORS} revoked")
+
+
 async def after_rbac_propagates(call: Callable[[], Awaitable[T]], *, timeout: float = 15.0) -> T:
     """Retry `call` while it is 403: the apiserver's RBAC cache catches up asynchronously."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -170,7 +204,7 @@ async def install(cp: ControlPlane, admin: client.ApiClient, policy_dir: Path) -
     assert applied.returncode == 0, applied.stderr.decode()
     await grant(
         admin,
-        "e2e-csr-creators",
+        CSR_CREATORS,
         CSR_CREATOR_RULES,
         groups=("system:serviceaccounts", "system:authenticated"),
     )

@@ -6,18 +6,22 @@ them: the test sees exactly what the apiserver stored.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.e2e.kube import wait_until
 
 TERMINAL = frozenset({"Issued", "Denied", "Failed"})
+T = TypeVar("T")
 
 
 def stub_csr(key: Any) -> str:
@@ -42,26 +46,35 @@ def pcr_body(
     *,
     signer: str,
     key: Any,
+    node: dict[str, Any] | None = None,
     pod: dict[str, Any] | None = None,
-    node_uid: str = "node-uid",
-    sa_uid: str = "sa-uid",
+    serviceaccount: dict[str, Any] | None = None,
     annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A PCR for `pod` (a Pod as JSON; None: made-up identities, for RBAC checks)."""
-    spec = (pod or {}).get("spec") or {}
-    metadata = (pod or {}).get("metadata") or {}
+    """A PCR as a kubelet sends it, naming `node`, `pod` and `serviceaccount` (as JSON).
+
+    Every identity field NodeRestriction checks (nodeName/nodeUID, podName/podUID,
+    serviceAccountName/serviceAccountUID) comes from the real object's metadata; an
+    object not given gets made-up values, which only a non-node creator (nothing
+    cross-checked, RBAC `create` suffices) gets past the apiserver with.
+    """
+
+    def meta(obj: dict[str, Any] | None, field: str, made_up: str) -> str:
+        value: str = ((obj or {}).get("metadata") or {}).get(field, made_up)
+        return value
+
     body: dict[str, Any] = {
         "apiVersion": "certificates.k8s.io/v1beta1",
         "kind": "PodCertificateRequest",
         "metadata": {"name": name},
         "spec": {
             "signerName": signer,
-            "podName": metadata.get("name", "pod"),
-            "podUID": metadata.get("uid", "pod-uid"),
-            "serviceAccountName": spec.get("serviceAccountName", "default"),
-            "serviceAccountUID": sa_uid,
-            "nodeName": spec.get("nodeName", "node"),
-            "nodeUID": node_uid,
+            "podName": meta(pod, "name", "pod"),
+            "podUID": meta(pod, "uid", "pod-uid"),
+            "serviceAccountName": meta(serviceaccount, "name", "default"),
+            "serviceAccountUID": meta(serviceaccount, "uid", "sa-uid"),
+            "nodeName": meta(node, "name", "node"),
+            "nodeUID": meta(node, "uid", "node-uid"),
             "maxExpirationSeconds": 86400,
             "stubPKCS10Request": stub_csr(key),
         },
@@ -86,6 +99,20 @@ async def json_of(call: Any) -> dict[str, Any]:
 
 async def create_pcr(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> None:
     await certs(api).create_namespaced_pod_certificate_request(namespace, body)
+
+
+async def until_admitted(call: Callable[[], Awaitable[T]], *, timeout: float = 15.0) -> T:
+    """Retry `call` while it fails with a 5xx: NodeRestriction reads the Node, Pod and
+    ServiceAccount from informer caches and answers a missing object or a UID mismatch
+    (maybe cache lag) with a plain error, a 500 InternalError; its refusals are 403s."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await call()
+        except ApiException as exc:
+            if (exc.status or 0) < 500 or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.1)
 
 
 async def read_pcr(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:

@@ -47,7 +47,7 @@ from signer.pki.ca import generate_root
 from signer.pki.podcerts import denied_status
 from signer.trust import cluster_trust_bundle_name
 from tests.data.csrs import build_csr_pem, self_signed_pem
-from tests.e2e.kube import condition, create_csr
+from tests.e2e.kube import condition, create_csr, revoke_csr_creators
 from tests.e2e.pcrs import create_pcr, pcr_body, read_pcr
 
 REPO = Path(__file__).resolve().parents[2]
@@ -164,6 +164,8 @@ async def installed(
         apply(control_plane, manifest)
         creds = await serviceaccount_credentials(admin_api, release.namespace, release.fullname)
         result[release.name] = Installed(release, await api_client(control_plane, creds), admin_api)
+        # What the chart forbids must not depend on other modules' grants.
+        await revoke_csr_creators(admin_api, (release.namespace, release.fullname))
     core = client.CoreV1Api(admin_api)
     for body in (
         # The default release brings its own CA Secrets (the documented path), and

@@ -77,3 +77,8 @@ INNOCENT_ISSUE_SECONDS = 2.0
 """Create -> issued for another namespace's ordinary CSR, created right after the flood."""
 PENDING_EVENTS_PER_RESYNC = 0
 """Pending Events re-emitted per resync for CSRs already left Pending (one per CSR, once)."""
+PCR_CSR_THROUGHPUT_RATIO = 1.0
+"""PodCertificateRequests/s vs. CSRs/s for the same signer, policy and CA (median over
+runs): a PCR is answered with one status write, a CSR with two (approval, certificate)."""
+PCR_LATENCY_P99_MS = 1000.0
+"""PCR create returned -> watch saw it Issued, at a steady offered rate (100/s)."""

@@ -99,7 +99,9 @@ class TrustPublisher:
             if missing != self._missing:
                 self._missing = missing
                 if missing:
-                    log.warning(
+                    # INFO: at start-up every CA is missing until its Secret loads, and
+                    # readiness (`ca <signer>`) already says why a CA is missing.
+                    log.info(
                         "no valid CA for %s: their trust bundles are kept as they are; "
                         "the other signers' are published",
                         ", ".join(missing),

@@ -13,18 +13,15 @@ import base64
 import copy
 import datetime as dt
 import logging
-import secrets
 
 from kubernetes_asyncio import client
 
 from signer.kube.client import as_body, read_json
-from signer.kube.errors import ApiError, NotFound
+from signer.kube.errors import NotFound
+from signer.kube.events import COMPONENT, EventRecorder
 from signer.reactor.state import RawCsr
 
 log = logging.getLogger(__name__)
-EVENT_NAMESPACE = "default"
-"""Where Events about cluster-scoped objects go (as kube-controller-manager does)."""
-COMPONENT = "csr-signer"
 
 
 def _now() -> str:
@@ -37,7 +34,7 @@ class CsrClient:
     def __init__(self, api: client.ApiClient, *, identity: str = COMPONENT) -> None:
         self._certs = client.CertificatesV1Api(api)
         self._core = client.CoreV1Api(api)
-        self._identity = identity
+        self._events = EventRecorder(api, identity=identity)
 
     async def get(self, name: str) -> RawCsr | None:
         try:
@@ -93,37 +90,11 @@ class CsrClient:
 
     async def event(self, raw: RawCsr, type_: str, reason: str, message: str) -> None:
         """Best effort: an Event that cannot be written is logged, never fatal."""
-        metadata = raw.get("metadata") or {}
-        now = _now()
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{metadata.get('name', 'csr')}.{secrets.token_hex(8)}",
-                "namespace": EVENT_NAMESPACE,
-            },
-            "involvedObject": {
-                "apiVersion": "certificates.k8s.io/v1",
-                "kind": "CertificateSigningRequest",
-                "name": metadata.get("name"),
-                "uid": metadata.get("uid"),
-                "resourceVersion": metadata.get("resourceVersion"),
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": self._identity,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        try:
-            await read_json(
-                self._core.create_namespaced_event(
-                    EVENT_NAMESPACE, as_body(event), _preload_content=False
-                )
-            )
-        except ApiError as exc:
-            log.warning("could not record event %s on %s: %s", reason, metadata.get("name"), exc)
+        await self._events.record(
+            raw,
+            api_version="certificates.k8s.io/v1",
+            kind="CertificateSigningRequest",
+            type_=type_,
+            reason=reason,
+            message=message,
+        )

@@ -23,29 +23,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import datetime as dt
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kubernetes_asyncio import client
 
 from signer.kube.client import as_body, read_json
-from signer.kube.errors import ApiError, NotFound, classify
+from signer.kube.errors import NotFound, classify
+from signer.kube.events import COMPONENT, EVENT_NAMESPACE, EventRecorder
 
 log = logging.getLogger(__name__)
-EVENT_NAMESPACE = "default"
-COMPONENT = "csr-signer"
 API_VERSION = "certificates.k8s.io/v1beta1"
 KIND = "PodCertificateRequest"
 
 RawPcr = dict[str, Any]
 """A certificates.k8s.io/v1beta1 PodCertificateRequest as JSON."""
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class PcrClient:
@@ -54,7 +47,7 @@ class PcrClient:
     def __init__(self, api: client.ApiClient, *, identity: str = COMPONENT) -> None:
         self._certs = client.CertificatesV1beta1Api(api)
         self._core = client.CoreV1Api(api)
-        self._identity = identity
+        self._events = EventRecorder(api, identity=identity)
 
     async def get(self, namespace: str, name: str) -> RawPcr | None:
         try:
@@ -81,40 +74,15 @@ class PcrClient:
         """Best effort: an Event that cannot be written is logged, never fatal."""
         metadata = raw.get("metadata") or {}
         where = f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
-        now = _now()
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"pcr.{metadata.get('namespace', 'ns')}.{metadata.get('name', 'pcr')}"[:230]
-                + f".{secrets.token_hex(8)}",
-                "namespace": EVENT_NAMESPACE,
-            },
-            "involvedObject": {
-                "apiVersion": API_VERSION,
-                "kind": KIND,
-                "name": metadata.get("name"),
-                "uid": metadata.get("uid"),
-                "resourceVersion": metadata.get("resourceVersion"),
-            },
-            "type": type_,
-            "reason": reason,
-            "message": f"PodCertificateRequest {where}: {message}"[:1024],
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": self._identity,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        try:
-            await read_json(
-                self._core.create_namespaced_event(
-                    EVENT_NAMESPACE, as_body(event), _preload_content=False
-                )
-            )
-        except ApiError as exc:
-            log.warning("could not record event %s on PCR %s: %s", reason, where, exc)
+        await self._events.record(
+            raw,
+            api_version=API_VERSION,
+            kind=KIND,
+            type_=type_,
+            reason=reason,
+            message=f"PodCertificateRequest {where}: {message}",
+            name_prefix=f"pcr.{metadata.get('namespace', 'ns')}.",
+        )
 
 
 def list_function(

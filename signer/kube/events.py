@@ -46,7 +46,8 @@ class EventRecorder:
     ) -> None:
         metadata = raw.get("metadata") or {}
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        base = f"{name_prefix}{metadata.get('name', kind.lower())}"[:230]
+        # Cut to leave room for the suffix; a cut may end in "-" or ".", which a name may not.
+        base = f"{name_prefix}{metadata.get('name', kind.lower())}"[:230].rstrip("-.")
         event = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -408,10 +408,24 @@ def _names_refusal(dns_names: Sequence[str], uris: Sequence[str]) -> Refusal | N
     return None
 
 
+MAX_EXPIRATION_SECONDS = 91 * 86_400
+"""The apiserver's ceiling for spec.maxExpirationSeconds (7,862,400 s)."""
+
+
 def _lifetime(
     max_expiration_seconds: int, max_lifetime: timedelta | None, signer_max: timedelta
 ) -> timedelta | Refusal:
     """The smallest cap, in whole seconds; refused under `MIN_LIFETIME`, never stretched."""
+    if not MIN_LIFETIME.total_seconds() <= max_expiration_seconds <= MAX_EXPIRATION_SECONDS:
+        # The apiserver allows [3600, 7862400]; anything else is skew or a hostile API,
+        # and a huge value would overflow timedelta.
+        return Refusal(
+            reason="LifetimeTooShort"
+            if max_expiration_seconds < MIN_LIFETIME.total_seconds()
+            else "InvalidRequest",
+            message=f"spec.maxExpirationSeconds {max_expiration_seconds} is outside "
+            f"[{int(MIN_LIFETIME.total_seconds())}, {MAX_EXPIRATION_SECONDS}]",
+        )
     caps = [
         (timedelta(seconds=max_expiration_seconds), "spec.maxExpirationSeconds"),
         (signer_max, "the signer's maximum lifetime"),

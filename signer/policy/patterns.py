@@ -241,7 +241,40 @@ def _split(text: str, kind: PatternKind, *, generated: bool) -> tuple[str | _Pla
     _check_literal(tail, text)
     if tail:
         parts.append(tail)
+    _check_separated(parts, text)
     return tuple(parts)
+
+
+_TENANT_CHOSEN = frozenset({"namespace", "serviceaccount", "label"})
+"""Placeholders whose values a tenant picks (`{clusterDomain}` is configuration)."""
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def _check_separated(
+    parts: tuple[str | _Placeholder, ...] | list[str | _Placeholder], text: str
+) -> None:
+    """Two tenant-chosen values must be split by a character neither can contain.
+
+    Their values are DNS labels (a-z, 0-9, "-"), so in `{label}-{namespace}` the name
+    `a-b-c` is label `a` in namespace `b-c` and label `a-b` in namespace `c`: two tenants
+    would be granted the same name. A ".", "/" or "@" between them makes it unambiguous.
+    """
+    previous: _Placeholder | None = None
+    between = ""
+    for part in parts:
+        if isinstance(part, str):
+            between += part
+            continue
+        if part.name in _TENANT_CHOSEN:
+            if previous is not None and set(between) <= _LABEL_CHARS:
+                raise PatternError(
+                    f"{{{previous.name}}} and {{{part.name}}} in pattern {text!r} are joined by "
+                    f'{between!r}: two tenants could get the same value; put a ".", "/" or '
+                    '"@" between them'
+                )
+            previous, between = part, ""
+        else:
+            previous, between = None, ""
 
 
 def _check_literal(literal: str, text: str) -> None:

@@ -32,6 +32,8 @@ _SIGNER_NAME = re.compile(
 DEFAULT_MAX_DNS_NAMES = 100
 """Per policy, unless the policy or its signer's settings say otherwise."""
 MIN_LIFETIME = timedelta(minutes=10)
+POD_MIN_LIFETIME = timedelta(hours=1)
+"""The apiserver's floor for a PodCertificateRequest's certificate lifetime."""
 """The apiserver rejects spec.expirationSeconds below 600; a shorter cap is a typo."""
 CA_USAGES = frozenset({Usage.CERT_SIGN, Usage.CRL_SIGN})
 DEFAULT_USAGES = (
@@ -303,6 +305,17 @@ class Policy(_Model):
             raise ValueError("required.minDnsNames needs at least one allowed.dnsNames pattern")
         if self.allowed.subject.common_name == "DNSName" and not self.allowed.dns_names:
             raise ValueError("allowed.subject.commonName DNSName needs allowed.dnsNames")
+        if (
+            self.pod_certificate is not None
+            and self.max_lifetime is not None
+            and self.max_lifetime < POD_MIN_LIFETIME
+        ):
+            # The apiserver refuses a pod certificate valid for under an hour, and a
+            # refused PodCertificateRequest fails its pod for good: say so at load.
+            raise ValueError(
+                "maxLifetime is under 1h, the shortest pod certificate Kubernetes accepts; "
+                "a policy with podCertificate needs at least 1h"
+            )
         return self
 
 

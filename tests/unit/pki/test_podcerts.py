@@ -524,7 +524,7 @@ def test_lifetime_is_the_smallest_cap(
 @pytest.mark.parametrize(
     ("max_expiration_seconds", "max_lifetime", "signer_max", "says"),
     [
-        pytest.param(3599, None, 30 * DAY, "spec.maxExpirationSeconds (3599s)", id="max-expiration-seconds-below-one-hour-refused"),
+        pytest.param(3599, None, 30 * DAY, "spec.maxExpirationSeconds 3599 is outside [3600, 7862400]", id="max-expiration-seconds-below-one-hour-refused"),
         pytest.param(86400, 30 * timedelta(minutes=1), 30 * DAY, "maxLifetime (30m)", id="policy-cap-below-one-hour-refused-not-stretched"),
         pytest.param(86400, None, 59 * timedelta(minutes=1), "signer's maximum lifetime (59m)", id="signer-max-below-one-hour-refused"),
     ],
@@ -544,6 +544,12 @@ def test_caps_below_one_hour_are_refused(
     )
     assert result.reason == "LifetimeTooShort"
     assert says in result.message
+
+
+def test_a_max_expiration_the_apiserver_never_allows_is_refused_not_raised(ca: CaBundle) -> None:
+    result = refused(ca, max_expiration_seconds=10**18)  # version skew or a hostile API
+    assert result.reason == "InvalidRequest"
+    assert "outside [3600, 7862400]" in result.message
 
 
 @pytest.mark.parametrize(

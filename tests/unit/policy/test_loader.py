@@ -627,3 +627,12 @@ def test_fingerprint_reads_no_more_than_the_loader(tmp_path: Path) -> None:
     assert fingerprint(tmp_path) == before
     (tmp_path / "p.yaml").write_bytes(b"#\n")
     assert fingerprint(tmp_path) != before
+
+
+def test_a_pod_certificate_policy_cannot_cap_lifetimes_below_one_hour(tmp_path: Path) -> None:
+    text = policy(
+        '      dnsNames: ["kn-user-{namespace}"]\n',
+        extra='    maxLifetime: 30m\n    podCertificate:\n      dnsNames: ["kn-user-{namespace}"]\n',
+    )
+    problems = problems_of(write(tmp_path, {"p.yaml": text}))
+    assert any("maxLifetime is under 1h" in p for p in problems), problems

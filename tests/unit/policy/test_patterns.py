@@ -33,6 +33,18 @@ USER = Bindings(namespace=None, serviceaccount=None, cluster_domain="cluster.loc
         pytest.param("spiffe://a b/{namespace}", URI, "no spaces", id="uri-no-spaces"),
         pytest.param("{serviceaccount}", EMAIL, "local-part@", id="email-needs-at"),
         pytest.param("a@b@{namespace}.x", EMAIL, "local-part@", id="email-one-at"),
+        pytest.param(
+            "{label}-{namespace}.svc", DNS, "joined by '-'", id="dash-between-tenant-values"
+        ),
+        pytest.param(
+            "{serviceaccount}{namespace}.mesh", DNS, "joined by ''", id="adjacent-tenant-values"
+        ),
+        pytest.param(
+            "spiffe://x/{namespace}-{serviceaccount}",
+            URI,
+            "two tenants could get the same value",
+            id="uri-dash-between-tenant-values",
+        ),
     ],
 )
 def test_invalid_patterns_are_rejected_at_load_time(

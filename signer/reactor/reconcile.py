@@ -120,7 +120,7 @@ class Reconciler:
         snapshot: Callable[[], Snapshot],
         metrics: Metrics,
         clock: Callable[[], dt.datetime],
-        caps: RequestCaps = RequestCaps(),
+        caps: RequestCaps = DEFAULT_CAPS,
     ) -> None:
         self._signer_names = signer_names
         self._cache = cache

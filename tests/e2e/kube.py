@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import os
 import shutil
+import subprocess
+import sys
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -241,6 +244,30 @@ async def put_secret(admin: client.ApiClient, body: dict[str, Any]) -> None:
         if exc.status != 409:
             raise
         await core.replace_namespaced_secret(name, namespace, body)
+
+
+def spawn_controller(installed: Installed, log_path: Path, *flags: str) -> subprocess.Popen[bytes]:
+    """`csr-signer run` as a child process under `installed`'s token, its output in `log_path`.
+
+    For tests that kill the process (SIGKILL mid-batch, failover); the environment is
+    cleaned of CSR_SIGNER_* so a developer's shell cannot change the run.
+    """
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "signer",
+                "run",
+                f"--kubeconfig={installed.kubeconfig}",
+                f"--policies={installed.policy_dir}",
+                f"--ca-secret={NAMESPACE}/{CA_SECRET}",
+                *flags,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("CSR_SIGNER_")},
+        )
 
 
 @asynccontextmanager

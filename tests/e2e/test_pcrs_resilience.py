@@ -20,10 +20,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,13 +38,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from signer.kube.watching import Handlers, list_and_watch
 from tests.e2e.conftest import ClientFactory
 from tests.e2e.kube import (
-    CA_SECRET,
     KNATIVE,
-    NAMESPACE,
     Installed,
     grant,
     install,
     ready,
+    spawn_controller,
     wait_until,
 )
 from tests.e2e.pcrs import TERMINAL, certs, create_pcr, json_of, pcr_body
@@ -76,27 +73,16 @@ class Controller:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, port: int) -> subprocess.Popen[bytes]:
-        with self.log_path(len(self.procs)).open("ab") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "signer",
-                    "run",
-                    f"--kubeconfig={self.installed.kubeconfig}",
-                    f"--policies={self.installed.policy_dir}",
-                    f"--ca-secret={NAMESPACE}/{CA_SECRET}",
-                    f"--signer-name={KNATIVE}",
-                    f"--metrics-address=127.0.0.1:{port}",
-                    # No Lease: the restart answers at once instead of waiting out the
-                    # dead process's lease; the crash is what is under test.
-                    "--no-leader-elect",
-                    f"--workers={WORKERS}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={k: v for k, v in os.environ.items() if not k.startswith("CSR_SIGNER_")},
-            )
+        proc = spawn_controller(
+            self.installed,
+            self.log_path(len(self.procs)),
+            f"--signer-name={KNATIVE}",
+            f"--metrics-address=127.0.0.1:{port}",
+            # No Lease: the restart answers at once instead of waiting out the
+            # dead process's lease; the crash is what is under test.
+            "--no-leader-elect",
+            f"--workers={WORKERS}",
+        )
         self.procs.append(proc)
         return proc
 

@@ -8,13 +8,10 @@ off mid-flight) and leader election is between real processes.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO
 
 import pytest_asyncio
 from csr_signer_dev.controlplane import ControlPlane
@@ -24,11 +21,11 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from tests.data.csrs import build_csr_pem
 from tests.e2e.conftest import ClientFactory
 from tests.e2e.kube import (
-    CA_SECRET,
     NAMESPACE,
     Installed,
     create_csr,
     install,
+    spawn_controller,
     types,
     wait_until,
 )
@@ -46,35 +43,21 @@ class Replicas:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, identity: str) -> subprocess.Popen[bytes]:
-        with (self.logdir / f"{identity}.log").open("ab") as log:
-            proc = self._spawn(identity, log)
+        proc = spawn_controller(
+            self.installed,
+            self.logdir / f"{identity}.log",
+            f"--identity={identity}",
+            "--metrics-address=127.0.0.1:0",
+            "--leader-elect",
+            f"--leader-elect-lease-name={LEASE}",
+            f"--leader-elect-lease-namespace={NAMESPACE}",
+            "--leader-elect-lease-duration=4",
+            "--leader-elect-renew-deadline=3",
+            "--leader-elect-retry-period=1",
+            "--workers=8",
+        )
         self.procs[identity] = proc
         return proc
-
-    def _spawn(self, identity: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "signer",
-                "run",
-                f"--kubeconfig={self.installed.kubeconfig}",
-                f"--policies={self.installed.policy_dir}",
-                f"--ca-secret={NAMESPACE}/{CA_SECRET}",
-                f"--identity={identity}",
-                "--metrics-address=127.0.0.1:0",
-                "--leader-elect",
-                f"--leader-elect-lease-name={LEASE}",
-                f"--leader-elect-lease-namespace={NAMESPACE}",
-                "--leader-elect-lease-duration=4",
-                "--leader-elect-renew-deadline=3",
-                "--leader-elect-retry-period=1",
-                "--workers=8",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if not k.startswith("CSR_SIGNER_")},
-        )
 
     def stop_all(self) -> None:
         for proc in self.procs.values():

@@ -30,7 +30,7 @@ from signer.kube.client import make_api_client
 from signer.kube.csrs import CsrClient
 from signer.kube.errors import ApiError
 from signer.kube.leader import LeaderElector
-from signer.kube.pcrs import PcrClient, list_function
+from signer.kube.pcrs import PcrClient, watch_pcrs
 from signer.kube.trust import TrustPublisher
 from signer.kube.watching import Handlers, list_and_watch
 from signer.pki.ca import CaBundle, CaError, CaTimeError, load_ca_from_secret_data
@@ -325,11 +325,13 @@ class Controller:
                 max_request_bytes=settings.max_request_bytes, max_sans=settings.max_sans
             ),
         )
+        self._pcr_writer = PcrClient(api, identity=settings.identity)
+        """Its version is the one `watch_pcrs` found served."""
         self.pod_reconciler = PodReconciler(
             signer_names=frozenset(settings.signer_names),
             cache=self.pcr_cache,
             queue=self.queue,
-            writer=PcrClient(api, identity=settings.identity),
+            writer=self._pcr_writer,
             snapshot=sources.snapshot,
             metrics=telemetry,
             clock=utcnow,
@@ -446,18 +448,18 @@ class Controller:
             for signer in self.settings.signer_names
         ]
         if self.settings.pod_certificates:
-            list_pcrs = list_function(self._api)
-            background.extend(
+            background.append(
                 asyncio.create_task(
-                    list_and_watch(
-                        list_pcrs,
-                        self._pcr_handlers(signer),
+                    watch_pcrs(
+                        self._api,
+                        signers=self.settings.signer_names,
+                        handlers=self._pcr_handlers,
+                        writer=self._pcr_writer,
                         timeout_seconds=self.settings.watch_timeout_seconds,
-                        field_selector=f"spec.signerName={signer}",
+                        recheck_seconds=self.settings.resync_seconds,
                     ),
-                    name=f"watch pcrs {signer}",
+                    name="watch pcrs",
                 )
-                for signer in self.settings.signer_names
             )
         background.append(asyncio.create_task(self._resync(), name="resync"))
         background.append(asyncio.create_task(self.trust.run(), name="trust-publisher"))

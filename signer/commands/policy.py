@@ -2,8 +2,8 @@
 
 `check` answers "what would the controller do with this CSR, and why?" with
 the same `decide()` the controller runs (for a PodCertificateRequest manifest, the
-same `decide_pod()`, and the names the certificate would carry); `lint` validates policy files the way
-the controller loads them. Both are offline: no cluster needed.
+controller's own `judge_pcr()`, the names the certificate would carry and a dry issuance
+with a throwaway CA); `lint` validates policy files the way the controller loads them. Both are offline: no cluster needed.
 
 Exit status is about the command, not the verdict: `check` exits 0 whenever
 it reached a decision (approve, deny or abstain), so scripts read the verdict
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +28,19 @@ from signer.commands.inputs import (
     parse_pod_manifest,
     read_source,
 )
-from signer.models import Decision, Outcome, PodGrant, Refusal, is_dns1123_subdomain
-from signer.pki.podcerts import UNSUPPORTED_KEY_TYPE
+from signer.durations import parse_duration
+from signer.models import Decision, Refusal, is_dns1123_subdomain
+from signer.pki.ca import generate_root, load_ca
+from signer.pki.podcerts import rfc3339
 from signer.policy import (
     DEFAULT_CLUSTER_DOMAIN,
     PolicyLoadError,
     PolicySet,
     bundled_policies_dir,
     decide,
-    decide_pod,
-    denied_reason,
     load_policies,
 )
+from signer.reactor.pods import PodVerdict, issue_for, judge_pcr
 
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
@@ -66,6 +68,13 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         "--cluster-domain",
         default=DEFAULT_CLUSTER_DOMAIN,
         help="value of {clusterDomain} in patterns (default: %(default)s)",
+    )
+    check.add_argument(
+        "--max-duration",
+        default="365d",
+        metavar="DURATION",
+        help="the controller's --max-duration, which caps a pod certificate's lifetime "
+        "(default: %(default)s, the controller's default)",
     )
     check.add_argument("--output", choices=("text", "json"), default="text")
     check.set_defaults(func=check_command)
@@ -102,31 +111,57 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 def _check_pod(doc: dict[str, Any], source: str, policies: PolicySet, args: Any) -> int:
-    """A PCR: the decision, the Denied reason the controller would write, the names."""
-    request = parse_pod_manifest(doc, source)
-    grant: PodGrant | None = None
-    if isinstance(request, Refusal):
-        decision = Decision(Outcome.DENY, reasons=(f"{UNSUPPORTED_KEY_TYPE}: {request.message}",))
-        reason: str | None = UNSUPPORTED_KEY_TYPE
-    else:
-        decision, grant = decide_pod(request, policies, cluster_domain=args.cluster_domain)
-        reason = denied_reason(decision) if decision.outcome is Outcome.DENY else None
+    """A PCR: the controller's verdict (`judge_pcr`), the Denied reason it would write,
+    the names, and a dry issuance with a throwaway CA: the lifetime the pod would get, or
+    why issuance would fail (LifetimeTooShort, a key under the floor)."""
+    parse_pod_manifest(doc, source)  # a manifest we cannot read is an input error (exit 2)
+    verdict = judge_pcr(doc, policies, cluster_domain=args.cluster_domain)
+    grant = verdict.grant
+    issuance: dict[str, str] = {}
+    if grant is not None:
+        issuance = _dry_issue(verdict, _max_duration(args.max_duration))
     if args.output == "json":
-        out = json.loads(_render_json(decision))
-        out["deniedReason"] = reason
+        out = json.loads(_render_json(verdict.decision))
+        out["deniedReason"] = verdict.denied_reason
         out["dnsNames"] = list(grant.dns_names) if grant else []
         out["uris"] = list(grant.uris) if grant else []
+        out["issuance"] = issuance or None
         print(json.dumps(out, indent=2))
         return 0
-    lines = [_render_text(decision)]
-    if reason is not None:
-        lines.append(f"denied reason: {reason}")
+    lines = [_render_text(verdict.decision)]
+    if verdict.denied_reason is not None:
+        lines.append(f"denied reason: {verdict.denied_reason}")
     if grant is not None:
         lines.append("issues:")
         lines += [f"  dnsName: {name}" for name in grant.dns_names]
         lines += [f"  uri: {uri}" for uri in grant.uris]
+        if "refused" in issuance:
+            lines.append(f"issuance refused ({issuance['refused']}): {issuance['message']}")
+        else:
+            lines += [f"  {field}: {value}" for field, value in issuance.items()]
     print("\n".join(lines))
     return 0
+
+
+def _max_duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise CliError(f"--max-duration: {exc}") from None
+
+
+def _dry_issue(verdict: PodVerdict, max_duration: timedelta) -> dict[str, str]:
+    """Sign with a throwaway CA (valid 10 years, so it never shortens the lifetime)."""
+    now = datetime.now(UTC)
+    cert, key = generate_root("csr-signer policy check (throwaway)", "ecdsa-p256", 3650, now)
+    issued = issue_for(verdict, load_ca(cert, key, now=now), now=now, signer_max=max_duration)
+    if isinstance(issued, Refusal):
+        return {"refused": issued.reason, "message": issued.message}
+    return {
+        "notBefore": rfc3339(issued.not_before),
+        "beginRefreshAt": rfc3339(issued.begin_refresh_at),
+        "notAfter": rfc3339(issued.not_after),
+    }
 
 
 def lint_command(args: argparse.Namespace) -> int:

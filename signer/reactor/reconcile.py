@@ -217,18 +217,19 @@ class Reconciler:
                 log.info("%s: denied: %s", state.name, message, extra={"csr": state.name})
                 return False
             policy_name = decision.policy
-            message = f'approved by policy "{policy_name}"'
-            raw = await self._writer.approve(raw, APPROVED_REASON, message)
+            approved = f'approved by policy "{policy_name}"'
+            raw = await self._writer.approve(raw, APPROVED_REASON, approved)
             self._cache.apply("MODIFIED", raw)
-            await self._writer.event(raw, "Normal", "Approved", message)
-            log.info("%s: %s", state.name, message, extra={"csr": state.name})
-        else:
-            # Approved earlier (by us before a restart, or by a human): the approving
-            # policy, if one would approve, still caps the lifetime.
-            if snapshot.policies is None:
-                return True  # the approving policy's lifetime cap is not known yet
-            again = await self._cpu(state, self._decide, state, snapshot, view)
-            policy_name = again.policy if again.outcome is Outcome.APPROVE else None
+            log.info("%s: %s", state.name, approved, extra={"csr": state.name})
+            # Its Event is the Issued one when signing follows now (one Event per CSR, as
+            # the apiserver's share of the work should be); `_sign` writes it otherwise.
+            return await self._sign(raw, state, snapshot, policy_name, view, approved=approved)
+        # Approved earlier (by us before a restart, or by a human): the approving
+        # policy, if one would approve, still caps the lifetime.
+        if snapshot.policies is None:
+            return True  # the approving policy's lifetime cap is not known yet
+        again = await self._cpu(state, self._decide, state, snapshot, view)
+        policy_name = again.policy if again.outcome is Outcome.APPROVE else None
         return await self._sign(raw, state, snapshot, policy_name, view)
 
     def _decide(
@@ -285,15 +286,21 @@ class Reconciler:
         snapshot: Snapshot,
         policy_name: str | None,
         view: CsrView | CsrParseError,
+        *,
+        approved: str | None = None,
     ) -> bool:
+        """Sign and upload. `approved`: this pass approved the CSR with that message, and
+        its Event is still to be written (folded into the Issued Event on success)."""
         signer = state.request.signer_name
         ca = snapshot.cas.get(signer)
         if ca is None:
             # No valid CA: readiness says so; counted per attempt, retried with backoff.
             self._metrics.signing_failed(signer, CA_UNAVAILABLE, kind="csr")
+            await self._approved_event(raw, approved)
             return True
         outcome = await self._cpu(state, self._issue, state, snapshot, ca, policy_name, view)
         if isinstance(outcome, Refusal):
+            await self._approved_event(raw, approved)
             if outcome.reason in CA_REFUSALS:
                 self._metrics.signing_failed(signer, outcome.reason, kind="csr")
                 log.error("%s: cannot sign: %s", state.name, outcome.message)
@@ -305,6 +312,7 @@ class Reconciler:
             raw = await self._writer.upload_certificate(raw, outcome.certificate_pem)
         except TooLarge as exc:
             # Retrying cannot help: say so on the CSR, in a write that is small.
+            await self._approved_event(raw, approved)
             await self._refuse(
                 raw,
                 state,
@@ -326,9 +334,16 @@ class Reconciler:
         )
         if outcome.cut_to_ca:
             message += " (shortened to the CA's expiry: rotate the CA)"
-        await self._writer.event(raw, "Normal", "Issued", message)
         log.info("%s: %s", state.name, message, extra={"csr": state.name})
+        if approved is not None:
+            message = f"{approved}; {message}"
+        await self._writer.event(raw, "Normal", "Issued", message)
         return False
+
+    async def _approved_event(self, raw: RawCsr, approved: str | None) -> None:
+        """The Approved Event, when signing does not follow in the same pass."""
+        if approved is not None:
+            await self._writer.event(raw, "Normal", "Approved", approved)
 
     async def _cpu(self, state: CsrState, fn: Callable[..., _T], *args: Any) -> _T:
         """Run CPU-bound `fn` inline, or in a worker thread for a large request."""

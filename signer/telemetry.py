@@ -71,6 +71,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import trace
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -219,8 +220,13 @@ class Telemetry:
             description="Seconds from request creation to certificate issued.",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
         )
-        self._queue_depth = meter.create_gauge(
-            "csr_signer_queue_depth", description="CSR keys waiting in the work queue."
+        # Observed at collection time: the queue changes on every watch event, and a
+        # synchronous gauge's SDK path per change showed up at 3% of CPU in a profile.
+        self._queue_depth_now = 0
+        meter.create_observable_gauge(
+            "csr_signer_queue_depth",
+            callbacks=[self._observe_queue_depth],
+            description="CSR keys waiting in the work queue.",
         )
         self._api_errors = meter.create_counter(
             "csr_signer_api_errors", description="Failed Kubernetes API calls, by kind and verb."
@@ -360,7 +366,11 @@ class Telemetry:
         )
 
     def set_queue_depth(self, depth: int) -> None:
-        self._queue_depth.set(depth)
+        """Cheap: the value is read when metrics are collected (`_observe_queue_depth`)."""
+        self._queue_depth_now = depth
+
+    def _observe_queue_depth(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(self._queue_depth_now)]
 
     def api_error(self, kind: str, verb: str) -> None:
         """Count one failed API call; `kind` is `signer.kube.errors.ApiError.kind`."""

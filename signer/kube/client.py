@@ -7,13 +7,13 @@ make that safe and typed, so they live here rather than in any one resource modu
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 import urllib.request
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from kubernetes_asyncio import client, config
 
 from signer.kube.errors import ApiError, classify, status_error
@@ -87,7 +87,7 @@ async def read_json_sized(call: Awaitable[Any]) -> tuple[dict[str, Any], int]:
     if not 200 <= response.status <= 299:
         raise status_error(response.status, body)
     try:
-        data: dict[str, Any] = json.loads(body)
+        data: dict[str, Any] = orjson.loads(body)
     except ValueError as exc:
         raise ApiError(f"{response.status}: the response is not JSON") from exc
     return data, len(body)

@@ -12,12 +12,13 @@ stream) are separate functions that tests drive. Rules:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from signer.kube.client import read_json_sized
 from signer.kube.errors import ApiError, Gone, NotServed, classify, status_error
@@ -115,7 +116,7 @@ async def watch_once(
         async for line in response.content:
             if not line.strip():
                 continue
-            event = json.loads(line)
+            event = orjson.loads(line)
             kind = event.get("type")
             obj = event.get("object") or {}
             if kind == "ERROR":

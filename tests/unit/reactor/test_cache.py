@@ -107,7 +107,17 @@ def test_pending_notes_leave_with_their_csr() -> None:
 
 def test_a_shed_entry_keeps_no_request_until_a_whole_copy_arrives() -> None:
     cache = CsrCache()
-    whole = raw("a", uid="ua") | {"spec": {"request": "QUJD" * 10_000, "signerName": "s"}}
+    whole = raw("a", uid="ua") | {
+        "spec": {
+            "request": "QUJD" * 10_000,
+            "signerName": "s",
+            "username": "system:serviceaccount:shop:web",
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "usages": ["server auth"],
+            "extra": {"authentication.kubernetes.io/pod-name": ["web-0"]},
+        },
+        "status": {"conditions": []},
+    }
     cache.apply("ADDED", whole)
     policies = object()
     cache.shed("a", policies, resource_version="0")
@@ -115,7 +125,10 @@ def test_a_shed_entry_keeps_no_request_until_a_whole_copy_arrives() -> None:
     cache.shed("a", policies, resource_version="1")
     kept = cache.get("a")
     assert kept is not None
-    assert kept["spec"] == {"signerName": "s"}, "the request bytes are gone, the rest stays"
+    assert kept == {
+        "metadata": {"name": "a", "uid": "ua", "resourceVersion": "1"},
+        "spec": {"signerName": "s", "username": "system:serviceaccount:shop:web"},
+    }, "a skeleton: identity, version, signer (relist scope) and username (lane)"
     assert cache.shed_under("a") is policies
     cache.apply("MODIFIED", whole)  # e.g. a human approved: the watch brings it whole
     assert cache.shed_under("a") is None

@@ -55,7 +55,9 @@ class CsrWriter(Protocol):
     async def deny(self, raw: RawCsr, reason: str, message: str) -> RawCsr: ...
     async def fail(self, raw: RawCsr, reason: str, message: str) -> RawCsr: ...
     async def upload_certificate(self, raw: RawCsr, chain_pem: bytes) -> RawCsr: ...
-    async def event(self, raw: RawCsr, type_: str, reason: str, message: str) -> None: ...
+    async def event(
+        self, raw: RawCsr, type_: str, reason: str, message: str, *, once: bool = False
+    ) -> None: ...
 
 
 RequestKind = Literal["csr", "pcr"]
@@ -267,7 +269,8 @@ class Reconciler:
             else f"unreadable: {view}"
         )
         message = prefix + issued
-        await self._writer.event(state.raw, "Normal", "Pending", message)
+        # once=True: a restart (which forgets note_pending) does not repeat it either.
+        await self._writer.event(state.raw, "Normal", "Pending", message, once=True)
         log.info("%s: pending: %s", state.name, decision.message, extra={"csr": state.name})
 
     def _limits(self, snapshot: Snapshot, signer: str, policy_name: str | None) -> SigningLimits:

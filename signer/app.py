@@ -25,8 +25,8 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from signer.config import Settings
-from signer.kube.client import make_api_client
+from signer.config import MAX_WORKERS, Settings
+from signer.kube.client import make_api_client, observe_latency
 from signer.kube.csrs import CsrClient
 from signer.kube.errors import ApiError
 from signer.kube.leader import LeaderElector
@@ -38,6 +38,7 @@ from signer.pki.signing import SigningLimits
 from signer.policy import PolicyLoadError, PolicySet, bundled_policies_dir, load_policies
 from signer.policy.loader import fingerprint as policy_fingerprint
 from signer.reactor.cache import CsrCache
+from signer.reactor.concurrency import AdaptiveLimit, FixedLimit
 from signer.reactor.pods import PodReconciler, is_final_pcr, is_pcr_key, pcr_key, pcr_lane
 from signer.reactor.queueing import WorkQueue, run_worker
 from signer.reactor.reconcile import Reconciler, RequestCaps, Snapshot
@@ -310,6 +311,14 @@ class Controller:
         """PodCertificateRequests, keyed "pcr:<ns>/<name>" (signer.reactor.pods says why)."""
         # Fair across requesters: one tenant's flood does not delay another's CSR.
         self.queue = WorkQueue(lane_of=self._lane)
+        # --workers 0 (the default): as many reconciles at once as the API's latency
+        # allows (signer.reactor.concurrency); N: exactly N.
+        self.limit = (
+            AdaptiveLimit(maximum=MAX_WORKERS)
+            if settings.workers == 0
+            else FixedLimit(settings.workers)
+        )
+        observe_latency(api, self.limit.observe)
         self._synced: set[str] = set()
         self.stopping = stopping
         """Set to stop: no new work, in-flight writes finish, the Lease is released."""
@@ -368,6 +377,7 @@ class Controller:
             ):
                 await self.reconciler(name)
         self._telemetry.set_queue_depth(self.queue.depth)
+        self._telemetry.set_concurrency_limit(self.limit.limit)
 
     def enqueue_all(self) -> None:
         for name in [*self.cache.names(), *self.pcr_cache.names()]:
@@ -464,8 +474,10 @@ class Controller:
         background.append(asyncio.create_task(self._resync(), name="resync"))
         background.append(asyncio.create_task(self.trust.run(), name="trust-publisher"))
         workers = [
-            asyncio.create_task(run_worker(self.queue, self._traced), name=f"worker-{i}")
-            for i in range(self.settings.workers)
+            asyncio.create_task(
+                run_worker(self.queue, self._traced, self.limit), name=f"worker-{i}"
+            )
+            for i in range(self.limit.maximum)
         ]
         stop = asyncio.create_task(self.stopping.wait())
         graceful = True

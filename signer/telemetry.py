@@ -42,6 +42,8 @@ Metrics (Prometheus names; also in docs/metrics.md):
     (10 ms .. 10 min); a CSR that waited for a human approval lands in +Inf.
 ``csr_signer_queue_depth`` gauge
     CSR keys waiting in the work queue.
+``csr_signer_concurrency_limit`` gauge
+    Requests reconciled at once (`signer.reactor.concurrency`): adaptive by default.
 ``csr_signer_api_errors_total{kind, verb}`` counter
     Failed Kubernetes API calls. ``kind``: one of `API_ERROR_KINDS` (the
     ``kind`` of `signer.kube.errors.ApiError`), else ``other``. ``verb``: one
@@ -228,6 +230,12 @@ class Telemetry:
             callbacks=[self._observe_queue_depth],
             description="CSR keys waiting in the work queue.",
         )
+        self._concurrency_now = 0
+        meter.create_observable_gauge(
+            "csr_signer_concurrency_limit",
+            callbacks=[self._observe_concurrency],
+            description="Reconciles allowed at once (adaptive unless --workers is set).",
+        )
         self._api_errors = meter.create_counter(
             "csr_signer_api_errors", description="Failed Kubernetes API calls, by kind and verb."
         )
@@ -364,6 +372,13 @@ class Telemetry:
         self._latency.record(
             max(0.0, seconds), {"signer": self._signer(signer), "kind": self._kind(kind)}
         )
+
+    def set_concurrency_limit(self, limit: int) -> None:
+        """Reconciles allowed at once (`signer.reactor.concurrency`), read at collection."""
+        self._concurrency_now = limit
+
+    def _observe_concurrency(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(self._concurrency_now)]
 
     def set_queue_depth(self, depth: int) -> None:
         """Cheap: the value is read when metrics are collected (`_observe_queue_depth`)."""

@@ -7,16 +7,17 @@ make that safe and typed, so they live here rather than in any one resource modu
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from kubernetes_asyncio import client, config
 
-from signer.kube.errors import ApiError, classify, status_error
+from signer.kube.errors import ApiError, ServerError, Timeout, classify, status_error
 
 
 async def make_api_client(kubeconfig: Path | None) -> client.ApiClient:
@@ -36,6 +37,41 @@ async def make_api_client(kubeconfig: Path | None) -> client.ApiClient:
     api = client.ApiClient(configuration)
     without_per_request_environment(api)
     return api
+
+
+class LatencyObserver(Protocol):
+    """Called after each API request that is not a watch."""
+
+    def __call__(self, rtt: float, *, overloaded: bool) -> None: ...
+
+
+def observe_latency(api: client.ApiClient, observer: LatencyObserver) -> None:
+    """Report every request's round trip to `observer` (the adaptive concurrency limit).
+
+    Watches are left out: their headers come back at once and the body streams for
+    minutes, so their "round trip" says nothing about the apiserver's load. Overloaded
+    means 429, 5xx, a timeout or a broken connection: the apiserver asks us to back off.
+    """
+    rest = api.rest_client
+    request = rest.request
+
+    async def timed(
+        method: str, url: str, query_params: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        if any(k == "watch" and v for k, v in query_params or ()):
+            return await request(method, url, query_params, *args, **kwargs)
+        started = time.monotonic()
+        try:
+            response = await request(method, url, query_params, *args, **kwargs)
+        except Exception as exc:
+            overloaded = isinstance(classify(exc), ServerError | Timeout)
+            observer(time.monotonic() - started, overloaded=overloaded)
+            raise
+        status = getattr(response, "status", 200)
+        observer(time.monotonic() - started, overloaded=status == 429 or status >= 500)
+        return response
+
+    rest.request = timed  # type: ignore[method-assign]
 
 
 def environment_proxy(url: str) -> str | None:

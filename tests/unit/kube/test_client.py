@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes_asyncio import client
 
-from signer.kube.client import environment_proxy, make_api_client
+from signer.kube.client import environment_proxy, make_api_client, observe_latency
 
 
 @pytest.mark.parametrize(
@@ -62,3 +63,46 @@ async def test_requests_do_not_read_the_environment(
         assert api.configuration.proxy == "http://proxy.example:3128"
     finally:
         await api.close()
+
+
+class Answer:
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+@pytest.mark.parametrize(
+    ("query", "outcome", "observed"),
+    [
+        pytest.param(None, Answer(200), [False], id="an-answer-is-observed"),
+        pytest.param(None, Answer(429), [True], id="429-is-overload"),
+        pytest.param(None, Answer(503), [True], id="5xx-is-overload"),
+        pytest.param(None, TimeoutError(), [True], id="a-timeout-is-overload"),
+        pytest.param(None, Answer(409), [False], id="a-conflict-is-not-overload"),
+        pytest.param([("watch", True)], Answer(200), [], id="watches-are-not-observed"),
+    ],
+)
+async def test_observe_latency_reports_each_request(
+    query: list[tuple[str, object]] | None, outcome: object, observed: list[bool]
+) -> None:
+    api = client.ApiClient()
+    seen: list[bool] = []
+
+    async def request(*_args: object, **_kwargs: object) -> object:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    api.rest_client.request = request  # type: ignore[method-assign]
+
+    def observer(rtt: float, *, overloaded: bool) -> None:
+        assert rtt >= 0
+        seen.append(overloaded)
+
+    observe_latency(api, observer)
+    try:
+        await api.rest_client.request("GET", "https://x/apis", query)
+    except TimeoutError:
+        pass
+    finally:
+        await api.close()
+    assert seen == observed

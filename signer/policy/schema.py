@@ -22,6 +22,13 @@ from pydantic.alias_generators import to_camel
 
 from signer.durations import parse_duration
 from signer.models import Usage
+from signer.policy.celrules import (
+    MAX_MESSAGE_LENGTH,
+    MAX_RULES,
+    CelError,
+    CelProgram,
+    compile_expression,
+)
 from signer.policy.patterns import Pattern, PatternError, PatternKind
 
 _POLICY_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -278,6 +285,34 @@ class PodCertificate(_Model):
     uris: tuple[GeneratedUriPattern, ...] = ()
 
 
+def _cel_expression(value: Any) -> CelProgram:
+    if not isinstance(value, str):
+        raise ValueError("must be a string (a CEL expression)")
+    try:
+        return compile_expression(value)
+    except CelError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _cel_message(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if len(value) > MAX_MESSAGE_LENGTH or "\n" in value.strip():
+        raise ValueError(f"must be one line of at most {MAX_MESSAGE_LENGTH} characters")
+    return value.strip()
+
+
+CelExpression = Annotated[CelProgram, PlainValidator(_cel_expression)]
+
+
+class CelRule(_Model):
+    """A CEL condition the request must meet (docs/policies.md, "CEL rules")."""
+
+    expression: CelExpression
+    message: Annotated[str, PlainValidator(_cel_message)] = ""
+    """The violation's message when the expression is false (default: the expression)."""
+
+
 class Policy(_Model):
     """One named rule set: which signer, which requesters, what they may request."""
 
@@ -291,6 +326,8 @@ class Policy(_Model):
     """Longer requests are shortened when signing, never denied for it."""
     pod_certificate: PodCertificate | None = None
     """None: the policy does not serve PodCertificateRequests."""
+    cel_rules: Annotated[tuple[CelRule, ...], Field(max_length=MAX_RULES)] = ()
+    """Every one must be true, on top of `allowed` and `required`."""
 
     @model_validator(mode="after")
     def _satisfiable(self) -> Policy:

@@ -30,6 +30,7 @@ from signer.kube.client import make_api_client
 from signer.kube.csrs import CsrClient
 from signer.kube.errors import ApiError
 from signer.kube.leader import LeaderElector
+from signer.kube.namespaces import list_function as namespace_list_function
 from signer.kube.pcrs import PcrClient, list_function
 from signer.kube.trust import TrustPublisher
 from signer.kube.watching import Handlers, list_and_watch
@@ -38,6 +39,7 @@ from signer.pki.signing import SigningLimits
 from signer.policy import PolicyLoadError, PolicySet, bundled_policies_dir, load_policies
 from signer.policy.loader import fingerprint as policy_fingerprint
 from signer.reactor.cache import CsrCache
+from signer.reactor.namespaces import NamespaceLabels
 from signer.reactor.pods import PodReconciler, is_final_pcr, is_pcr_key, pcr_key, pcr_lane
 from signer.reactor.queueing import WorkQueue, run_worker
 from signer.reactor.reconcile import Reconciler, RequestCaps, Snapshot
@@ -93,6 +95,9 @@ class Sources:
                 _ca_check(signer), ok=False, detail=f"secret {namespace}/{name} not loaded"
             )
         readiness.set("policies", ok=False, detail="not loaded yet")
+        self.namespaces = NamespaceLabels()
+        """Every namespace's labels, for `namespaceSelector`s and CEL rules."""
+        readiness.set("namespaces", ok=False, detail="not listed yet")
 
     @property
     def secrets(self) -> frozenset[tuple[str, str]]:
@@ -105,6 +110,8 @@ class Sources:
             cas=dict(self.cas),
             limits=self.limits,
             cluster_domain=self.settings.cluster_domain,
+            namespace_labels=self.namespaces.get,
+            namespaces_synced=self.namespaces.synced,
         )
 
     @property
@@ -264,6 +271,32 @@ class Sources:
         for secret_ref, secret in list(self._retry_later.items()):
             self._ca_versions[secret_ref] = None
             self._secret_changed(secret_ref, secret)
+
+    async def watch_namespaces(
+        self, api: client.ApiClient, on_change: Callable[[set[str]], None]
+    ) -> None:
+        """Keep `namespaces` current (metadata only); `on_change` gets the namespaces whose
+        labels changed, so pending requests from them can be decided again."""
+
+        def on_list(items: list[dict[str, Any]]) -> None:
+            changed = self.namespaces.replace(items)
+            self._readiness.set("namespaces", ok=True, detail="")
+            log.info("namespace labels: %d namespaces", len(self.namespaces))
+            if changed:
+                on_change(changed)
+
+        def on_event(kind: str, obj: dict[str, Any]) -> None:
+            if self.namespaces.apply(kind, obj):
+                on_change({str((obj.get("metadata") or {}).get("name", ""))})
+
+        def on_error(exc: ApiError) -> None:
+            self._telemetry.api_error(exc.kind, "watch")
+
+        await list_and_watch(
+            namespace_list_function(api),
+            Handlers(on_list=on_list, on_event=on_event, on_error=on_error),
+            timeout_seconds=self.settings.watch_timeout_seconds,
+        )
 
     async def watch_ca(self, api: client.ApiClient, secret_ref: tuple[str, str]) -> None:
         core = client.CoreV1Api(api)
@@ -544,6 +577,10 @@ async def run_app(settings: Settings, *, stop: asyncio.Event | None = None) -> i
         ),
         asyncio.create_task(sources.watch_ca_validity(), name="ca-validity"),
         asyncio.create_task(sources.poll_policies(), name="policy-poll"),
+        asyncio.create_task(
+            sources.watch_namespaces(api, lambda _changed: controller.enqueue_all()),
+            name="namespace-watch",
+        ),
     ]
     status = 0
     try:

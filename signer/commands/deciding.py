@@ -9,6 +9,7 @@ commands cannot disagree with each other, or with the controller.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +34,22 @@ class Verdict:
 
 CSR_KIND = "CertificateSigningRequest"
 
+NamespaceLabels = Callable[[str], Mapping[str, str] | None]
+"""A namespace's labels, None when unknown (as the controller's namespace watch answers)."""
+
+
+def no_labels(_namespace: str) -> Mapping[str, str] | None:
+    """Every namespace unknown: `namespaceSelector`s select nobody."""
+    return None
+
 
 def decide_document(
-    doc: dict[str, Any], source: str, policies: PolicySet, *, cluster_domain: str
+    doc: dict[str, Any],
+    source: str,
+    policies: PolicySet,
+    *,
+    cluster_domain: str,
+    namespace_labels: NamespaceLabels = no_labels,
 ) -> Verdict:
     """The controller's decision on a manifest; raises CliError when it is unusable."""
     if doc.get("kind") == POD_KIND:
@@ -46,12 +60,52 @@ def decide_document(
                 Outcome.DENY, reasons=(f"{UNSUPPORTED_KEY_TYPE}: {request.message}",)
             )
             return Verdict(POD_KIND, decision, None, UNSUPPORTED_KEY_TYPE)
-        decision, grant = decide_pod(request, policies, cluster_domain=cluster_domain)
+        decision, grant = decide_pod(
+            request,
+            policies,
+            cluster_domain=cluster_domain,
+            namespace_labels=namespace_labels(request.namespace),
+        )
         reason = denied_reason(decision) if decision.outcome is Outcome.DENY else None
         return Verdict(POD_KIND, decision, grant, reason)
-    return decide_csr(parse_csr_manifest(doc, source), policies, cluster_domain=cluster_domain)
+    return decide_csr(
+        parse_csr_manifest(doc, source),
+        policies,
+        cluster_domain=cluster_domain,
+        namespace_labels=namespace_labels,
+    )
 
 
-def decide_csr(request: CsrRequest, policies: PolicySet, *, cluster_domain: str) -> Verdict:
+def decide_csr(
+    request: CsrRequest,
+    policies: PolicySet,
+    *,
+    cluster_domain: str,
+    namespace_labels: NamespaceLabels = no_labels,
+) -> Verdict:
     """`decide()` on a CSR already read, as a Verdict."""
-    return Verdict(CSR_KIND, decide(request, policies, cluster_domain=cluster_domain))
+    sa = request.requester.serviceaccount
+    labels = namespace_labels(sa.namespace) if sa is not None else None
+    return Verdict(
+        CSR_KIND,
+        decide(request, policies, cluster_domain=cluster_domain, namespace_labels=labels),
+    )
+
+
+def parse_namespace_labels(values: list[str]) -> dict[str, dict[str, str]]:
+    """`--namespace-labels` values (`ns=k=v,ns=k2=v2,other=`) -> namespace -> labels.
+
+    `ns=` alone makes a namespace known with no labels. Raises ValueError naming
+    the item that is neither form.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for value in values:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            namespace, first, label = item.partition("=")
+            key, equals, label_value = label.partition("=")
+            if not namespace or not first or (label and (not key or not equals)):
+                raise ValueError(f"{item!r} is not NAMESPACE=KEY=VALUE (or NAMESPACE= for none)")
+            labels = out.setdefault(namespace, {})
+            if label:
+                labels[key] = label_value
+    return out

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from signer.commands import CliError, suites
-from signer.commands.deciding import Verdict, decide_document
+from signer.commands.deciding import Verdict, decide_document, parse_namespace_labels
 from signer.commands.inputs import POD_KIND, is_pem_csr, load_document, read_source
 from signer.commands.junit import junit_xml
 from signer.models import Decision, is_dns1123_subdomain
@@ -63,6 +63,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         help="value of {clusterDomain} in patterns (default: %(default)s)",
     )
     check.add_argument("--output", choices=("text", "json"), default="text")
+    _namespace_labels_flag(check)
     check.set_defaults(func=check_command)
 
     lint = commands.add_parser(
@@ -98,7 +99,27 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     test.add_argument(
         "--junit", type=Path, default=None, metavar="FILE", help="also write JUnit XML to FILE"
     )
+    _namespace_labels_flag(test)
     test.set_defaults(func=test_command)
+
+
+def _namespace_labels_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--namespace-labels",
+        action="append",
+        default=[],
+        metavar="NS=KEY=VALUE,...",
+        help="labels of the requesters' namespaces, for namespaceSelectors and CEL "
+        "(repeatable; NS= for a namespace without labels; unlisted namespaces are unknown, "
+        "as a namespace the controller has not seen)",
+    )
+
+
+def namespace_labels(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    try:
+        return parse_namespace_labels(args.namespace_labels)
+    except ValueError as exc:
+        raise CliError(f"--namespace-labels: {exc}") from None
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -114,7 +135,10 @@ def check_command(args: argparse.Namespace) -> int:
             "pass the CertificateSigningRequest manifest (kubectl get csr NAME -o yaml)"
         )
     doc = load_document(data, source)
-    verdict = decide_document(doc, source, policies, cluster_domain=args.cluster_domain)
+    labels = namespace_labels(args)
+    verdict = decide_document(
+        doc, source, policies, cluster_domain=args.cluster_domain, namespace_labels=labels.get
+    )
     print(_render(verdict, args.output))
     return 0
 
@@ -144,13 +168,19 @@ def test_command(args: argparse.Namespace) -> int:
     if not is_dns1123_subdomain(args.cluster_domain):
         raise CliError(f"--cluster-domain {args.cluster_domain!r} is not a lowercase DNS name")
     policies = load_policy_dir(args.policies or bundled_policies_dir())
+    namespace_labels(args)  # a bad flag is exit 2 before any work
     try:
         tests = suites.prepare(args.paths, KeyCache())
     except suites.SuiteError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
-    results = suites.run(tests, policies, cluster_domain=args.cluster_domain)
+    results = suites.run(
+        tests,
+        policies,
+        cluster_domain=args.cluster_domain,
+        namespace_labels=namespace_labels(args).get,
+    )
     for result in results:
         if not result.passed:
             print(suites.failure_line(result))

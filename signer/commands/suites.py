@@ -49,7 +49,13 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from signer.commands import CliError
-from signer.commands.deciding import Verdict, decide_csr, decide_document
+from signer.commands.deciding import (
+    NamespaceLabels,
+    Verdict,
+    decide_csr,
+    decide_document,
+    no_labels,
+)
 from signer.commands.inputs import POD_KIND, load_document, parse_csr_manifest, parse_pod_manifest
 from signer.models import (
     AUTHENTICATED_GROUP,
@@ -65,6 +71,7 @@ from signer.policy.loader import (
     YamlDocument,
     read_yaml_documents,
 )
+from signer.policy.schema import LabelKey, LabelValue
 
 Expect = Literal["approve", "deny", "abstain"]
 KeyName = Literal["RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256", "ECDSA-P384", "Ed25519"]
@@ -122,6 +129,8 @@ class TestCase(_Model):
     expect: Expect
     reason_contains: NonEmptyStr | None = None
     """A substring that at least one of the decision's reasons must contain."""
+    namespace_labels: dict[LabelKey, LabelValue] | None = None
+    """The labels of the requester's namespace (default: `--namespace-labels`, else unknown)."""
 
     @model_validator(mode="after")
     def _one_request(self) -> TestCase:
@@ -256,17 +265,31 @@ def _prepare_document(
     return out
 
 
-def run(tests: Sequence[Prepared], policies: PolicySet, *, cluster_domain: str) -> list[Result]:
+def run(
+    tests: Sequence[Prepared],
+    policies: PolicySet,
+    *,
+    cluster_domain: str,
+    namespace_labels: NamespaceLabels = no_labels,
+) -> list[Result]:
     """Decide every test's request and compare with what it expects. Pure."""
     results: list[Result] = []
     for test in tests:
         started = time.perf_counter()
+        own = test.case.namespace_labels
+        labels = namespace_labels if own is None else (lambda _ns, own=own: own)
         if test.csr is not None:
-            verdict = decide_csr(test.csr, policies, cluster_domain=cluster_domain)
+            verdict = decide_csr(
+                test.csr, policies, cluster_domain=cluster_domain, namespace_labels=labels
+            )
         else:
             assert test.document is not None
             verdict = decide_document(
-                test.document, test.source, policies, cluster_domain=cluster_domain
+                test.document,
+                test.source,
+                policies,
+                cluster_domain=cluster_domain,
+                namespace_labels=labels,
             )
         seconds = time.perf_counter() - started
         results.append(Result(test, verdict, _failure(test.case, verdict), seconds))

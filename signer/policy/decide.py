@@ -54,7 +54,7 @@ def decide(
             message = f"spec.request: {message}"
         return Decision(Outcome.DENY, reasons=(message,))
 
-    candidates = applicable(policies, signer_name, request.requester)
+    candidates = applicable(policies, signer_name, request.requester, namespace_labels)
     if not candidates:
         outcome = policies.when_no_policy_applies(signer_name)
         reason = (

@@ -116,7 +116,7 @@ def decide_pod(
         return Decision(Outcome.DENY, reasons=unknown), None
 
     requester = request.requester
-    matching = applicable(policies, signer_name, requester)
+    matching = applicable(policies, signer_name, requester, namespace_labels)
     candidates = tuple(p for p in matching if p.pod_certificate is not None)
     if not candidates:
         return Decision(Outcome.DENY, reasons=(_no_policy(signer_name, request, matching),)), None

@@ -200,8 +200,8 @@ class PodReconciler:
         if signer not in self._signer_names or is_final_pcr(raw):
             return False
         snapshot = self._snapshot()
-        if snapshot.policies is None:
-            return True  # policies not loaded yet: nothing to decide with
+        if snapshot.policies is None or not snapshot.namespaces_synced:
+            return True  # policies or namespace labels not loaded yet: a denial is final
         if not snapshot.policies.governs(signer):
             return False  # ABSTAIN: another signer (or a human's tool) may own it
         podkey = pod_key(spec)
@@ -211,7 +211,10 @@ class PodReconciler:
             return False
         request = pod_request(raw, podkey)
         decision, grant = decide_pod(
-            request, snapshot.policies, cluster_domain=snapshot.cluster_domain
+            request,
+            snapshot.policies,
+            cluster_domain=snapshot.cluster_domain,
+            namespace_labels=snapshot.namespace_labels(request.namespace),
         )
         self._metrics.decision(signer, decision.outcome, decision.policy, kind="pcr")
         if decision.outcome is Outcome.ABSTAIN:

@@ -386,3 +386,99 @@ def test_a_built_request_is_a_real_pkcs10_request(
     (tmp_path / "csr.json").write_text(json.dumps(manifest))
     assert main(["policy", "check", "--output", "json", str(tmp_path / "csr.json")]) == 0
     assert json.loads(capsys.readouterr().out)["decision"] == "approve"
+
+
+SELECTIVE = """
+policies:
+  - name: prod-only
+    signerNames: [csr-signer.dev/knative-internal]
+    requesters:
+      serviceAccounts:
+        - namespaces: ["{label}"]
+          namespaceSelector:
+            matchLabels: {env: prod}
+    allowed:
+      dnsNames: ["kn-user-{namespace}"]
+    celRules:
+      - expression: "requester.namespaceLabels['team'] == 'payments'"
+        message: only the payments team
+"""
+
+
+@pytest.mark.parametrize(
+    ("flags", "test_labels", "outcome"),
+    [
+        pytest.param([], None, "abstain", id="unknown-namespace-labels-select-nobody"),
+        pytest.param(
+            ["--namespace-labels", "shop=env=prod,shop=team=payments"],
+            None,
+            "approve",
+            id="the-flag-gives-the-labels",
+        ),
+        pytest.param(
+            ["--namespace-labels", "shop=env=prod", "--namespace-labels", "shop=team=search"],
+            None,
+            "deny",
+            id="the-flag-repeats-and-cel-sees-the-labels",
+        ),
+        pytest.param(
+            ["--namespace-labels", "shop=env=dev"],
+            {"env": "prod", "team": "payments"},
+            "approve",
+            id="a-tests-own-labels-win",
+        ),
+        pytest.param(
+            ["--namespace-labels", "other=env=prod,shop="],
+            None,
+            "abstain",
+            id="another-namespaces-labels-do-not-count",
+        ),
+    ],
+)
+def test_namespace_labels_come_from_the_test_or_the_flag(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    test_labels: dict[str, str] | None,
+    outcome: str,
+) -> None:
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "p.yaml").write_text(SELECTIVE)
+    test = case(expect=outcome)
+    if test_labels is not None:
+        test["namespaceLabels"] = test_labels
+    path = suite(tmp_path / "t.yaml", test)
+    code, lines, err = run(capsys, "--policies", str(tmp_path / "p"), *flags, str(path))
+    assert (code, lines, err) == (0, ["1 passed, 0 failed"], "")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("shop", id="no-equals"),
+        pytest.param("shop=env", id="no-value-part"),
+        pytest.param("=env=prod", id="no-namespace"),
+        pytest.param("shop==prod", id="no-key"),
+    ],
+)
+def test_a_malformed_namespace_labels_flag_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    path = suite(tmp_path / "t.yaml", case())
+    code, lines, err = run(capsys, "--namespace-labels", value, str(path))
+    assert (code, lines) == (2, [])
+    assert "--namespace-labels: " in err
+
+
+def test_policy_check_takes_namespace_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "p.yaml").write_text(SELECTIVE)
+    manifest = BUNDLED_TESTS / "recorded" / "csr-shop-kn-routing.yaml"
+    args = ["policy", "check", "--output", "json", "--policies", str(tmp_path / "p")]
+    assert main([*args, str(manifest)]) == 0
+    assert json.loads(capsys.readouterr().out)["decision"] == "abstain"
+    labels = ["--namespace-labels", "shop=env=prod,shop=team=payments"]
+    assert main([*args, *labels, str(manifest)]) == 0
+    assert json.loads(capsys.readouterr().out)["decision"] == "deny"  # kn-routing is asked for

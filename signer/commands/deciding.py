@@ -11,12 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from signer.commands import CliError
 from signer.commands.inputs import POD_KIND, parse_csr_manifest, parse_pod_manifest
 from signer.models import CsrRequest, Decision, Outcome, PodGrant, Refusal
 from signer.pki.podcerts import UNSUPPORTED_KEY_TYPE
-from signer.policy import PolicySet, decide, decide_pod, denied_reason
+from signer.policy import (
+    PolicyLoadError,
+    PolicySet,
+    decide,
+    decide_pod,
+    denied_reason,
+    load_policies,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +45,19 @@ CSR_KIND = "CertificateSigningRequest"
 
 NamespaceLabels = Callable[[str], Mapping[str, str] | None]
 """A namespace's labels, None when unknown (as the controller's namespace watch answers)."""
+
+
+def load_policy_dir(directory: Path) -> PolicySet:
+    """The policies in `directory`, or a CliError naming the first problem.
+
+    One message for every command: the first problem, and how many more.
+    """
+    try:
+        return load_policies(directory)
+    except PolicyLoadError as exc:
+        count = len(exc.problems)
+        more = f" (and {count - 1} more; run `csr-signer policy lint {directory}`)"
+        raise CliError(f"invalid policies: {exc.problems[0]}{more if count > 1 else ''}") from None
 
 
 def no_labels(_namespace: str) -> Mapping[str, str] | None:

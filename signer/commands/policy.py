@@ -21,8 +21,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from signer.commands import CliError, suites
-from signer.commands.deciding import Verdict, decide_document, parse_namespace_labels
+from signer.commands import CliError, review, suites
+from signer.commands.deciding import (
+    Verdict,
+    decide_document,
+    load_policy_dir,
+    parse_namespace_labels,
+)
 from signer.commands.inputs import POD_KIND, is_pem_csr, load_document, read_source
 from signer.commands.junit import junit_xml
 from signer.models import Decision, is_dns1123_subdomain
@@ -30,7 +35,6 @@ from signer.pki.requests import KeyCache
 from signer.policy import (
     DEFAULT_CLUSTER_DOMAIN,
     PolicyLoadError,
-    PolicySet,
     bundled_policies_dir,
     load_policies,
 )
@@ -101,6 +105,17 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     )
     _namespace_labels_flag(test)
     test.set_defaults(func=test_command)
+
+    review.add_parsers(commands, _review_flags)
+
+
+def _review_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cluster-domain",
+        default=DEFAULT_CLUSTER_DOMAIN,
+        help="value of {clusterDomain} in patterns (default: %(default)s)",
+    )
+    _namespace_labels_flag(parser)
 
 
 def _namespace_labels_flag(parser: argparse.ArgumentParser) -> None:
@@ -208,16 +223,6 @@ def lint_command(args: argparse.Namespace) -> int:
         f"for {len(policies.signer_names)} signers"
     )
     return 0
-
-
-def load_policy_dir(directory: Path) -> PolicySet:
-    """The policies in `directory`, or a CliError naming the first problem."""
-    try:
-        return load_policies(directory)
-    except PolicyLoadError as exc:
-        count = len(exc.problems)
-        more = f" (and {count - 1} more; run `csr-signer policy lint {directory}`)"
-        raise CliError(f"invalid policies: {exc.problems[0]}{more if count > 1 else ''}") from None
 
 
 def _render_text(decision: Decision) -> str:

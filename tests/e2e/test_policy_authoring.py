@@ -17,6 +17,7 @@ import pytest_asyncio
 from csr_signer_dev.controlplane import ControlPlane
 from kubernetes_asyncio import client
 
+from signer.cli import main
 from tests.data.csrs import build_csr_pem
 from tests.e2e.conftest import ClientFactory
 from tests.e2e.kube import (
@@ -120,3 +121,116 @@ async def test_a_namespace_selector_and_a_cel_rule_change_live_decisions_after_a
     finally:
         target.write_text(original)
         await asyncio.sleep(1.0)
+
+
+async def _denied_csr(admin: client.ApiClient, client_as: ClientFactory, unique: str) -> str:
+    """A CSR the controller denied: a workload asking for another namespace's name."""
+    namespace = f"explain-{unique}"
+    api = await client_as(serviceaccount=(namespace, "app"))
+    name = f"explain-{unique}"
+    await create_csr(api, name, build_csr_pem(dns_names=["kn-user-other"]), signer_name=KNATIVE)
+    assert types(await wait_final(admin, name)) == ["Denied"]
+    return name
+
+
+def widen(policies: Path, into: Path) -> None:
+    """A copy of `policies` whose knative-system-internal allows any kn-user-<label> name."""
+    for path in policies.glob("*.yaml"):
+        head, found, tail = path.read_text().rpartition('- "kn-user-{namespace}"')
+        (into / path.name).write_text(head + '- "kn-user-{label}"' + tail if found else tail)
+
+
+def _explain(capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:
+    assert main(["policy", "explain", *args]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.timeout(60)
+async def test_explain_shows_the_decision_now_next_to_what_was_recorded(
+    controller: Running,
+    admin_api: client.ApiClient,
+    client_as: ClientFactory,
+    kubeconfig: Path,
+    unique: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = await _denied_csr(admin_api, client_as, unique)
+    reason = (
+        'knative-system-internal: spec.request dnsNames: "kn-user-other" is not allowed '
+        f'for requester namespace "explain-{unique}"'
+    )
+    kube = ["--kubeconfig", str(kubeconfig)]
+    lines = await asyncio.to_thread(
+        _explain, capsys, name, *kube, "--policies", str(controller.policy_dir)
+    )
+    assert lines[0] == (
+        f"csr/{name}: signer {KNATIVE}, requester system:serviceaccount:explain-{unique}:app"
+    )
+    assert (
+        f"namespace explain-{unique} labels: kubernetes.io/metadata.name=explain-{unique}" in lines
+    )
+    assert f"now ({controller.policy_dir}): deny (policy knative-system-internal)" in lines
+    assert f"  - {reason}" in lines
+    assert any(line.startswith(f"  Denied PolicyDenied: {reason}") for line in lines), lines
+    assert any(line.startswith(f"  Warning Denied: {reason}") for line in lines)
+    assert lines[-1] == "agrees: recorded deny, the policies now deny"
+
+    # A policy change the object has not seen: explain says the two now differ.
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    widen(controller.policy_dir, changed)
+    lines = await asyncio.to_thread(_explain, capsys, name, *kube, "--policies", str(changed))
+    assert lines[-1] == "differs: recorded deny, the policies now approve"
+
+    # The same policies from a ConfigMap, as the chart mounts them.
+    files = {p.name: p.read_text() for p in changed.glob("*.yaml")}
+    core = client.CoreV1Api(admin_api)
+    await core.create_namespaced_config_map(
+        "default",
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"pol-{unique}"), data=files),
+    )
+    lines = await asyncio.to_thread(
+        _explain, capsys, name, *kube, "--from-configmap", f"default/pol-{unique}"
+    )
+    assert (
+        f"now (configmap default/pol-{unique}): approve (policy knative-system-internal)" in lines
+    )
+
+
+@pytest.mark.timeout(60)
+async def test_diff_from_the_cluster_lists_the_requests_a_change_would_decide_otherwise(
+    controller: Running,
+    admin_api: client.ApiClient,
+    client_as: ClientFactory,
+    kubeconfig: Path,
+    unique: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = await _denied_csr(admin_api, client_as, unique)
+    new = tmp_path / "new"
+    new.mkdir()
+    widen(controller.policy_dir, new)
+    base = ["policy", "diff", "--kubeconfig", str(kubeconfig), "--from-cluster"]
+
+    code = await asyncio.to_thread(
+        main, [*base, "--old", str(controller.policy_dir), "--new", str(new)]
+    )
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert code == 1, captured.err
+    at = out.index(
+        f"csr/{name}: deny (policy knative-system-internal) -> approve (policy knative-system-internal)"
+    )
+    assert out[at + 1].startswith(
+        '  - knative-system-internal: spec.request dnsNames: "kn-user-other"'
+    )
+    assert out[at + 2] == "  + knative-system-internal: approved: every requested value is allowed"
+    assert out[-1].endswith(" changed")
+
+    code = await asyncio.to_thread(
+        main, [*base, "--old", str(controller.policy_dir), "--new", str(controller.policy_dir)]
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert (code, out[-1].split(", ")[1]) == (0, "0 changed")

@@ -34,15 +34,23 @@ from signer.kube.namespaces import list_function as namespace_list_function
 from signer.kube.pcrs import PcrClient, list_function
 from signer.kube.trust import TrustPublisher
 from signer.kube.watching import Handlers, list_and_watch
+from signer.models import Requester
 from signer.pki.ca import CaBundle, CaError, CaTimeError, load_ca_from_secret_data
 from signer.pki.signing import SigningLimits
 from signer.policy import PolicyLoadError, PolicySet, bundled_policies_dir, load_policies
 from signer.policy.loader import fingerprint as policy_fingerprint
 from signer.reactor.cache import CsrCache
 from signer.reactor.namespaces import NamespaceLabels
-from signer.reactor.pods import PodReconciler, is_final_pcr, is_pcr_key, pcr_key, pcr_lane
+from signer.reactor.pods import (
+    PodReconciler,
+    is_final_pcr,
+    is_pcr_key,
+    pcr_key,
+    pcr_lane,
+    split_key,
+)
 from signer.reactor.queueing import WorkQueue, run_worker
-from signer.reactor.reconcile import Reconciler, RequestCaps, Snapshot
+from signer.reactor.reconcile import UNWRITABLE, Reconciler, RequestCaps, Snapshot
 from signer.reactor.state import is_final, requester_lane
 from signer.telemetry import Telemetry
 from signer.trust import TrustTargets
@@ -400,6 +408,26 @@ class Controller:
                 await self.reconciler(name)
         self._telemetry.set_queue_depth(self.queue.depth)
 
+    def requeue_namespaces(self, namespaces: set[str]) -> None:
+        """Those namespaces' labels changed: decide their pending requests again.
+
+        A CSR left to a human under the current policies is normally not decided
+        again until they change; a `namespaceSelector` or a CEL rule may now
+        decide it, so its decision is made stale first.
+        """
+        for name in self.cache.names():
+            raw = self.cache.get(name) or {}
+            username = str((raw.get("spec") or {}).get("username", ""))
+            sa = Requester(username=username).serviceaccount
+            if sa is None or sa.namespace not in namespaces:
+                continue
+            self.cache.forget_decision(name, unless=UNWRITABLE)
+            self.queue.add(name)
+        for key in self.pcr_cache.names():
+            if split_key(key)[0] in namespaces:
+                self.queue.add(key)
+        self._telemetry.set_queue_depth(self.queue.depth)
+
     def enqueue_all(self) -> None:
         for name in [*self.cache.names(), *self.pcr_cache.names()]:
             self.queue.add(name)
@@ -578,7 +606,7 @@ async def run_app(settings: Settings, *, stop: asyncio.Event | None = None) -> i
         asyncio.create_task(sources.watch_ca_validity(), name="ca-validity"),
         asyncio.create_task(sources.poll_policies(), name="policy-poll"),
         asyncio.create_task(
-            sources.watch_namespaces(api, lambda _changed: controller.enqueue_all()),
+            sources.watch_namespaces(api, controller.requeue_namespaces),
             name="namespace-watch",
         ),
     ]

@@ -113,7 +113,11 @@ async def test_a_namespace_selector_and_a_cel_rule_change_live_decisions_after_a
         # The selector does not hold: no policy applies, the CSR waits for a human.
         assert await still_pending(admin_api, f"after-{dev}")
 
-        # Labels are watched live: relabelled, the search namespace is now approved.
+        # Labels are watched live. The CSR left to a human is decided again when its
+        # namespace is relabelled into the selector...
+        await label(admin_api, dev, {"env": "prod"})
+        assert types(await wait_final(admin_api, f"after-{dev}")) == ["Approved"]
+        # ...and a new request sees new labels: relabelled, search is now approved.
         await label(admin_api, search, {"team": "payments"})
         await asyncio.sleep(1.5)
         await request_own_name(apis[search], f"relabelled-{search}", search)

@@ -28,7 +28,7 @@ from kubernetes_asyncio import client
 from signer.config import Settings
 from signer.kube.client import make_api_client
 from signer.kube.csrs import CsrClient
-from signer.kube.errors import ApiError
+from signer.kube.errors import ApiError, Forbidden
 from signer.kube.leader import LeaderElector
 from signer.kube.namespaces import list_function as namespace_list_function
 from signer.kube.pcrs import PcrClient, list_function
@@ -281,10 +281,18 @@ class Sources:
             self._secret_changed(secret_ref, secret)
 
     async def watch_namespaces(
-        self, api: client.ApiClient, on_change: Callable[[set[str]], None]
+        self,
+        api: client.ApiClient | None,
+        on_change: Callable[[set[str]], None],
+        *,
+        list_fn: Callable[..., Any] | None = None,
     ) -> None:
         """Keep `namespaces` current (metadata only); `on_change` gets the namespaces whose
-        labels changed, so pending requests from them can be decided again."""
+        labels changed, so pending requests from them can be decided again. `list_fn`
+        replaces the API's list function (tests)."""
+        if list_fn is None:
+            assert api is not None
+            list_fn = namespace_list_function(api)
 
         def on_list(items: list[dict[str, Any]]) -> None:
             changed = self.namespaces.replace(items)
@@ -299,9 +307,24 @@ class Sources:
 
         def on_error(exc: ApiError) -> None:
             self._telemetry.api_error(exc.kind, "watch")
+            if isinstance(exc, Forbidden) and not self.namespaces.synced:
+                # RBAC from before namespace labels (an upgrade that kept its old
+                # ClusterRole): keep signing, with every namespace's labels unknown, so
+                # namespaceSelectors select nobody; say so loudly, and keep retrying.
+                self.namespaces.replace([])
+                self._readiness.set(
+                    "namespaces",
+                    ok=False,
+                    detail=f"cannot list namespaces ({exc}); namespaceSelectors select nobody",
+                )
+                log.error(
+                    "cannot list namespaces (%s): grant list/watch on namespaces "
+                    "(deploy/rbac.yaml); until then namespaceSelectors select nobody",
+                    exc,
+                )
 
         await list_and_watch(
-            namespace_list_function(api),
+            list_fn,
             Handlers(on_list=on_list, on_event=on_event, on_error=on_error),
             timeout_seconds=self.settings.watch_timeout_seconds,
         )

@@ -184,14 +184,14 @@ def _explanation(
     conditions = (raw.get("status") or {}).get("conditions") or []
     lines.append("recorded:" if conditions else "recorded: no condition (pending)")
     for c in conditions:
-        lines.append(
-            f"  {c.get('type')} {c.get('reason', '')}: {c.get('message', '')} "
-            f"({c.get('lastUpdateTime') or c.get('lastTransitionTime') or ''})".rstrip()
-        )
+        when = c.get("lastUpdateTime") or c.get("lastTransitionTime")
+        line = f"  {c.get('type')} {c.get('reason', '')}: {c.get('message', '')}"
+        lines.append(f"{line} ({when})" if when else line)
     lines.append("events:" if events else "events: none")
     for e in events:
-        when = e.get("lastTimestamp") or e.get("eventTime") or ""
-        lines.append(f"  {e.get('type')} {e.get('reason')}: {e.get('message', '')} ({when})")
+        when = e.get("lastTimestamp") or e.get("eventTime")
+        line = f"  {e.get('type')} {e.get('reason')}: {e.get('message', '')}"
+        lines.append(f"{line} ({when})" if when else line)
     lines.append(_agreement(conditions, decision.outcome))
     return lines
 

@@ -121,3 +121,29 @@ def test_explain_says_whether_the_record_and_the_policies_agree(
     conditions: list[dict[str, str]], now: Outcome, line: str
 ) -> None:
     assert _agreement(conditions, now) == line
+
+
+def test_explain_of_a_pcr_names_it_by_namespace_and_shows_what_it_would_issue() -> None:
+    import json
+
+    from signer.commands.deciding import decide_document
+    from signer.commands.review import _explanation
+    from signer.policy import bundled_policies_dir, load_policies
+
+    raw = json.loads((RECORDED / "pcr-shop.json").read_text())
+    raw["metadata"]["uid"] = "u-1"
+    raw["status"] = {"conditions": [{"type": "Issued", "reason": "Issued", "message": "ok"}]}
+    verdict = decide_document(
+        raw, "pcr", load_policies(bundled_policies_dir()), cluster_domain="cluster.local"
+    )
+    lines = _explanation(raw, verdict, events=[], where="bundled", namespace="shop", labels=None)
+    assert lines[0] == (
+        "pcr/shop/checkout-7d9f-4x2kq: signer csr-signer.dev/knative-internal, "
+        "requester system:serviceaccount:shop:default"
+    )
+    assert "namespace shop labels: unknown (namespace not found or not readable)" in lines
+    assert "now (bundled): approve (policy knative-system-internal)" in lines
+    assert "  issues dnsName: kn-user-shop" in lines
+    assert "  Issued Issued: ok" in lines
+    assert "events: none" in lines
+    assert lines[-1] == "agrees: recorded approve, the policies now approve"

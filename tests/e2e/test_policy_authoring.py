@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric import ec
 from csr_signer_dev.controlplane import ControlPlane
+from csr_signer_dev.identities import ensure_namespace
 from kubernetes_asyncio import client
 
 from signer.cli import main
@@ -29,6 +31,7 @@ from tests.e2e.kube import (
     types,
     wait_final,
 )
+from tests.e2e.pcrs import condition_of, create_pcr, pcr_body, wait_decided
 
 SELECTIVE = """\
   - name: knative-system-internal
@@ -238,3 +241,39 @@ async def test_diff_from_the_cluster_lists_the_requests_a_change_would_decide_ot
     )
     out = capsys.readouterr().out.splitlines()
     assert (code, out[-1].split(", ")[1]) == (0, "0 changed")
+
+
+@pytest.mark.timeout(60)
+async def test_explain_a_pcr_the_controller_issued(
+    controller: Running,
+    admin_api: client.ApiClient,
+    kubeconfig: Path,
+    unique: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    namespace, name = f"pcr-{unique}", f"web-{unique}"
+    await ensure_namespace(admin_api, namespace)
+    body = pcr_body(name, signer=KNATIVE, key=ec.generate_private_key(ec.SECP256R1()))
+    await create_pcr(admin_api, namespace, body)
+    issued = await wait_decided(admin_api, namespace, name)
+    assert (condition_of(issued) or {}).get("type") == "Issued"
+
+    lines = await asyncio.to_thread(
+        _explain,
+        capsys,
+        f"{namespace}/{name}",
+        "--kind",
+        "pcr",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--policies",
+        str(controller.policy_dir),
+    )
+    assert lines[0] == (
+        f"pcr/{namespace}/{name}: signer {KNATIVE}, "
+        f"requester system:serviceaccount:{namespace}:default"
+    )
+    assert f"now ({controller.policy_dir}): approve (policy knative-system-internal)" in lines
+    assert f"  issues dnsName: kn-user-{namespace}" in lines
+    assert any(line.startswith("  Issued ") for line in lines), lines
+    assert lines[-1] == "agrees: recorded approve, the policies now approve"

@@ -242,9 +242,7 @@ class Activation:
                 if name in self._reads:
                     variables[name] = values
                 elif any(read.startswith(f"{name}.") for read in self._reads):
-                    variables[name] = {
-                        k: v for k, v in values.items() if f"{name}.{k}" in self._reads
-                    }
+                    variables[name] = _select(name, values, self._reads)
             too_long = _too_long(variables)
             self._context = too_long or cel.Context(variables=variables)
         return self._context
@@ -330,16 +328,38 @@ def _starts_literal(text: str, i: int) -> bool:
     return i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")
 
 
-_VARIABLE = re.compile(rf"(?<![\w.])(request|requester)\b(?:\s*\.\s*({_IDENT}))?")
+_VARIABLE = re.compile(
+    rf"(?<![\w.])(request|requester)\b(?:\s*\.\s*({_IDENT})(?:\s*\.\s*({_IDENT}))?)?"
+)
 
 
 def _reads(code: str) -> frozenset[str]:
-    """`request.dnsNames` for each field read as such; the variable's name when it is
-    used in any other way (`request == ...`, `request['dnsNames']`), which reads it all."""
+    """`request.dnsNames` for each field read as such (`request.key.size` for one part of
+    the key); the variable's name when it is used in any other way (`request == ...`,
+    `request['dnsNames']`), which reads it all."""
     reads: set[str] = set()
-    for variable, name in _VARIABLE.findall(code):
-        reads.add(f"{variable}.{name}" if name else variable)
+    for variable, name, sub in _VARIABLE.findall(code):
+        if not name:
+            reads.add(variable)
+        elif variable == "request" and name == "key" and sub in KEY_FIELDS:
+            reads.add(f"request.key.{sub}")
+        else:
+            reads.add(f"{variable}.{name}")
     return frozenset(reads)
+
+
+def _select(name: str, values: dict[str, Any], reads: frozenset[str]) -> dict[str, Any]:
+    """The fields of variable `name` that `reads` reads (a sub-map only as far as read)."""
+    out: dict[str, Any] = {}
+    for field_name, value in values.items():
+        path = f"{name}.{field_name}"
+        if path in reads:
+            out[field_name] = value
+        elif isinstance(value, dict):
+            parts = {k: v for k, v in value.items() if f"{path}.{k}" in reads}
+            if parts:
+                out[field_name] = parts
+    return out
 
 
 def _check_depth(code: str) -> None:

@@ -56,6 +56,8 @@ VARIABLES = [
     "request.organizations == ['acme']",
     "request.usages == ['digital signature', 'server auth']",
     "request.key.algorithm == 'ECDSA' && request.key.size == 384 && request.key.curve == 'P-384'",
+    "request.key == {'algorithm': 'ECDSA', 'size': 384, 'curve': 'P-384'}",
+    "request.key.size == 384",
     "request.expirationSeconds == 3600",
     "requester.username == 'system:serviceaccount:shop:web'",
     "'system:serviceaccounts:shop' in requester.groups && 'admins' in requester.groups",
@@ -180,6 +182,30 @@ def test_a_list_longer_than_rules_see_denies_the_rules_that_read_it(
             f"test: celRules[0]: not evaluated: request.dnsNames has {MAX_LIST_ITEMS + 1} "
             f"values; CEL rules see requests with at most {MAX_LIST_ITEMS}",
         )
+
+
+@pytest.mark.parametrize(
+    ("expression", "reads"),
+    [
+        pytest.param(
+            "request.dnsNames.all(n, n.endsWith('.' + requester.namespace))",
+            {"request.dnsNames", "requester.namespace"},
+            id="fields-read-by-name",
+        ),
+        pytest.param("request.key.size >= 256", {"request.key.size"}, id="one-part-of-the-key"),
+        pytest.param("request.key == dyn({})", {"request.key"}, id="the-whole-key"),
+        pytest.param("request['dnsNames'].size() > 0", {"request"}, id="indexing-reads-it-all"),
+        pytest.param(
+            "request.commonName == 'requester.groups'",
+            {"request.commonName"},
+            id="names-in-strings-are-not-reads",
+        ),
+    ],
+)
+def test_a_rule_reads_only_what_it_names(expression: str, reads: set[str]) -> None:
+    from signer.policy.celrules import compile_expression
+
+    assert compile_expression(expression).reads == reads
 
 
 def test_a_later_policy_sees_the_fields_its_rules_read() -> None:

@@ -272,7 +272,7 @@ def run(
     cluster_domain: str,
     namespace_labels: NamespaceLabels = no_labels,
 ) -> list[Result]:
-    """Decide every test's request and compare with what it expects. Pure."""
+    """Decide every test's request and compare with what it expects (no I/O)."""
     results: list[Result] = []
     for test in tests:
         started = time.perf_counter()

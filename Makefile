@@ -35,6 +35,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint binaries
+	$(BIN)/csr-signer policy test policies/tests
 	$(BIN)/pytest -q
 
 bench: $(STAMP) binaries

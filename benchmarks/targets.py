@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 DECIDE_MEDIAN_US = 200.0
 """decide() on a typical cluster-local CSR (parse + signature + policy), median, one core."""
+DECIDE_CEL_MEDIAN_US = 300.0
+"""decide() on the same CSR when the approving policy has two celRules, median, one core."""
+CEL_WORST_RULE_MS = 250.0
+"""The costliest celRules rule the loader admits, on a request at the limits, one call."""
 ISSUE_RATIO = 0.8
 """parse_csr + issue vs. the least cryptography-only loop that yields the same certificate."""
 CONTROLLER_RATIO = 0.8

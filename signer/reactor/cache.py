@@ -30,6 +30,10 @@ FINISHED_MEMORY = 50_000
 """How many finished UIDs to remember (to ignore late, stale watch events)."""
 
 
+STALE = object()
+"""What a shed copy was decided under once that no longer holds (`forget_decision`)."""
+
+
 def _uid(raw: RawCsr) -> str:
     metadata = raw.get("metadata") or {}
     return str(metadata.get("uid") or metadata.get("name") or "")
@@ -123,6 +127,13 @@ class CsrCache:
             return
         self._pending[name] = _skeleton(raw)
         self._shed[name] = decided_under
+
+    def forget_decision(self, name: str, *, unless: object) -> None:
+        """Make a shed copy's decision stale (its inputs changed: a namespace's labels), so
+        the next reconcile reads the object whole and decides again; a copy shed under
+        `unless` (one that cannot be written) stays as it is."""
+        if name in self._shed and self._shed[name] is not unless:
+            self._shed[name] = STALE
 
     def shed_under(self, name: str) -> object | None:
         """What the shed copy of `name` was decided under; None if the copy is whole."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -148,8 +148,17 @@ class PodVerdict:
     """Not None exactly when the decision approves."""
 
 
-def judge_pcr(raw: RawPcr, policies: PolicySet, *, cluster_domain: str) -> PodVerdict:
-    """Decide on a PCR (never raises): abstain, deny with the condition to write, or approve."""
+def judge_pcr(
+    raw: RawPcr,
+    policies: PolicySet,
+    *,
+    cluster_domain: str,
+    namespace_labels: Mapping[str, str] | None = None,
+) -> PodVerdict:
+    """Decide on a PCR (never raises): abstain, deny with the condition to write, or approve.
+
+    `namespace_labels`: the PCR's namespace's labels (None: unknown, and then no
+    `namespaceSelector` selects it)."""
     spec = raw.get("spec") or {}
     signer = str(spec.get("signerName") or "")
     if not policies.governs(signer):
@@ -164,7 +173,9 @@ def judge_pcr(raw: RawPcr, policies: PolicySet, *, cluster_domain: str) -> PodVe
             message=podkey.message,
         )
     request = pod_request(raw, podkey)
-    decision, grant = decide_pod(request, policies, cluster_domain=cluster_domain)
+    decision, grant = decide_pod(
+        request, policies, cluster_domain=cluster_domain, namespace_labels=namespace_labels
+    )
     if decision.outcome is Outcome.DENY or grant is None:
         return PodVerdict(
             decision,
@@ -271,9 +282,15 @@ class PodReconciler:
         if signer not in self._signer_names or is_final_pcr(raw):
             return False
         snapshot = self._snapshot()
-        if snapshot.policies is None:
-            return True  # policies not loaded yet: nothing to decide with
-        verdict = judge_pcr(raw, snapshot.policies, cluster_domain=snapshot.cluster_domain)
+        if snapshot.policies is None or not snapshot.namespaces_synced:
+            return True  # policies or namespace labels not loaded yet: a denial is final
+        namespace = str((raw.get("metadata") or {}).get("namespace") or "")
+        verdict = judge_pcr(
+            raw,
+            snapshot.policies,
+            cluster_domain=snapshot.cluster_domain,
+            namespace_labels=snapshot.namespace_labels(namespace),
+        )
         decision = verdict.decision
         if decision.outcome is Outcome.ABSTAIN:
             return False  # another signer (or a human's tool) may own it

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 from signer.kube.errors import ApiError, Conflict, NotFound, TooLarge
-from signer.models import CsrView, Decision, Outcome, Refusal
+from signer.models import CsrView, Decision, Outcome, Refusal, Requester
 from signer.pki.ca import CaBundle
 from signer.pki.parsing import CsrParseError, parse_csr
 from signer.pki.signing import Issued, SigningLimits, issue
@@ -109,6 +109,16 @@ class Snapshot:
     """Each signer name's own CA, usable now (None: missing, invalid or out of validity)."""
     limits: SigningLimits
     cluster_domain: str
+    namespace_labels: Callable[[str], Mapping[str, str] | None] = lambda _namespace: None
+    """A namespace's labels (`namespaceSelector`s, CEL), None when unknown."""
+    namespaces_synced: bool = True
+    """False until the namespace watch listed once: reconciles wait rather than
+    decide as if every namespace were unlabelled."""
+
+    def labels_of(self, requester: Requester) -> Mapping[str, str] | None:
+        """The labels of a ServiceAccount requester's namespace; None for anyone else."""
+        sa = requester.serviceaccount
+        return self.namespace_labels(sa.namespace) if sa is not None else None
 
 
 class Reconciler:
@@ -199,8 +209,8 @@ class Reconciler:
         # Parsed once, for deciding and for signing; large requests off the event loop.
         view = await self._cpu(state, _parse, state, self._caps)
         if not state.approved:
-            if snapshot.policies is None:
-                return True  # policies not loaded yet: nothing to decide with
+            if snapshot.policies is None or not snapshot.namespaces_synced:
+                return True  # policies or namespace labels not loaded yet: wait
             decision = await self._cpu(state, self._decide, state, snapshot, view)
             self._metrics.decision(signer, decision.outcome, decision.policy, kind="csr")
             if decision.outcome is Outcome.ABSTAIN:
@@ -228,7 +238,7 @@ class Reconciler:
             return await self._sign(raw, state, snapshot, policy_name, view, approved=approved)
         # Approved earlier (by us before a restart, or by a human): the approving
         # policy, if one would approve, still caps the lifetime.
-        if snapshot.policies is None:
+        if snapshot.policies is None or not snapshot.namespaces_synced:
             return True  # the approving policy's lifetime cap is not known yet
         again = await self._cpu(state, self._decide, state, snapshot, view)
         policy_name = again.policy if again.outcome is Outcome.APPROVE else None
@@ -250,6 +260,7 @@ class Reconciler:
             snapshot.policies,
             cluster_domain=snapshot.cluster_domain,
             parsed=view if isinstance(view, CsrView) else None,
+            namespace_labels=snapshot.labels_of(state.request.requester),
         )
 
     async def _abstain(

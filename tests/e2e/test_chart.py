@@ -514,10 +514,21 @@ ALLOWED: list[tuple[str, Action]] = [
         ),
     ),
     ("writes-the-status-of-pcrs-of-its-signer", lambda c: deny_pcr(c, c.signer)),
+    ("lists-namespaces-for-their-labels", lambda c: core(c).list_namespace(limit=1)),
 ]
 
 FORBIDDEN: list[tuple[str, str, Action]] = [
     # (rule, a fragment of the apiserver's refusal that names the permission, call)
+    (
+        "cannot-get-a-namespace-only-list-and-watch",
+        'cannot get resource "namespaces"',
+        lambda c: core(c).read_namespace("default"),
+    ),
+    (
+        "cannot-label-a-namespace",
+        'cannot patch resource "namespaces"',
+        lambda c: core(c).patch_namespace("default", {"metadata": {"labels": {"x": "y"}}}),
+    ),
     (
         "cannot-approve-another-signer",
         'not permitted to approve requests with signerName "example.com/other"',

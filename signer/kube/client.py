@@ -39,8 +39,11 @@ async def make_api_client(kubeconfig: Path | None) -> client.ApiClient:
     return api
 
 
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 class LatencyObserver(Protocol):
-    """Called after each API request that is not a watch."""
+    """Called after each API write (`observe_latency`)."""
 
     def __call__(self, rtt: float, *, overloaded: bool) -> None: ...
 
@@ -48,8 +51,9 @@ class LatencyObserver(Protocol):
 def observe_latency(api: client.ApiClient, observer: LatencyObserver) -> None:
     """Report every request's round trip to `observer` (the adaptive concurrency limit).
 
-    Watches are left out: their headers come back at once and the body streams for
-    minutes, so their "round trip" says nothing about the apiserver's load. Overloaded
+    Only writes are reported: they are what a reconcile waits for, and they go through
+    etcd. Reads would muddle the baseline (a GET is served from the watch cache, and a
+    watch's headers come back at once while its body streams for minutes). Overloaded
     means 429, 5xx, a timeout or a broken connection: the apiserver asks us to back off.
     """
     rest = api.rest_client
@@ -58,7 +62,7 @@ def observe_latency(api: client.ApiClient, observer: LatencyObserver) -> None:
     async def timed(
         method: str, url: str, query_params: Any = None, *args: Any, **kwargs: Any
     ) -> Any:
-        if any(k == "watch" and v for k, v in query_params or ()):
+        if method not in _WRITES:
             return await request(method, url, query_params, *args, **kwargs)
         started = time.monotonic()
         try:

@@ -23,6 +23,7 @@ from signer.kube.errors import ApiError, Conflict
 log = logging.getLogger(__name__)
 EVENT_NAMESPACE = "default"
 COMPONENT = "csr-signer"
+NAME_LIMIT = 253
 MESSAGE_LIMIT = 1024
 """The apiserver's limit on an Event's message."""
 
@@ -51,13 +52,15 @@ class EventRecorder:
         (until the apiserver's --event-ttl, 1 h by default, expires it)."""
         metadata = raw.get("metadata") or {}
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        # Cut to leave room for the suffix; a cut may end in "-" or ".", which a name may not.
-        base = f"{name_prefix}{metadata.get('name', kind.lower())}"[:230].rstrip("-.")
         if once:
             digest = hashlib.sha256(str(metadata.get("uid", "")).encode()).hexdigest()[:16]
             suffix = f"{reason.lower()}.{digest}"
         else:
             suffix = secrets.token_hex(8)
+        # Cut to leave room for the suffix within the 253 a name may have; a cut may end
+        # in "-" or ".", which a name may not.
+        room = NAME_LIMIT - len(suffix) - 1
+        base = f"{name_prefix}{metadata.get('name', kind.lower())}"[:room].rstrip("-.")
         event = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -196,6 +196,9 @@ async def watch_pcrs(
     CSR signing never waits for any of this.
     """
     backoff = backoff or Backoff()
+    ended = Backoff()
+    """Between watches that ended at once (discovery and the list disagree, e.g. HA
+    apiservers with different --runtime-config): never a hot loop."""
     warned = False
     while True:
         try:
@@ -207,6 +210,7 @@ async def watch_pcrs(
             continue
         backoff.reset()
         if version is None:
+            _forget(signers, handlers)
             if not warned:
                 warned = True
                 log.warning(
@@ -219,8 +223,11 @@ async def watch_pcrs(
             await asyncio.sleep(recheck_seconds)
             continue
         warned = False
+        if version != writer.version:
+            _forget(signers, handlers)  # copies of the old version must not be written back
         writer.version = version
         log.info("watching %s/%s %s", GROUP, version, RESOURCE)
+        started = asyncio.get_running_loop().time()
         await _watch_while_served(
             api,
             version,
@@ -229,6 +236,17 @@ async def watch_pcrs(
             timeout_seconds=timeout_seconds,
             recheck_seconds=recheck_seconds,
         )
+        if asyncio.get_running_loop().time() - started < recheck_seconds:
+            await asyncio.sleep(ended.next())
+        else:
+            ended.reset()
+
+
+def _forget(signers: Sequence[str], handlers: Callable[[str], Handlers]) -> None:
+    """Drop every cached PCR: their API version is gone (or changed), so deciding on them
+    would sign certificates no write can deliver."""
+    for signer in signers:
+        handlers(signer).on_list([])
 
 
 async def _watch_while_served(

@@ -70,9 +70,9 @@ INVALID_KEY: Final = "InvalidKey"
 MIN_LIFETIME: Final = timedelta(hours=1)
 """The apiserver's floor for an issued pod certificate's lifetime."""
 REFRESH_MARGIN: Final = timedelta(minutes=10)
+"""beginRefreshAt must be at least this far from both NotBefore and NotAfter."""
 POD_BACKDATE: Final = timedelta(minutes=1)
 """How far NotBefore is set before now (the module docstring says why 1 minute)."""
-"""beginRefreshAt must be at least this far from both NotBefore and NotAfter."""
 
 POD_KEY_TYPES: Final = "RSA3072, RSA4096, ECDSAP256, ECDSAP384, ECDSAP521 or ED25519"
 """The projected volume's `keyType` values: what a refusal suggests instead."""

@@ -157,6 +157,13 @@ Variables = tuple[dict[str, Any], dict[str, Any]]
 """`request` and `requester`, as plain Python values."""
 
 
+def unknown_labels(requester: Requester, namespace_labels: Mapping[str, str] | None) -> str | None:
+    """The ServiceAccount requester's namespace when its labels are unknown, else None
+    (another requester has no namespace: its labels are known to be none)."""
+    sa = requester.serviceaccount
+    return sa.namespace if sa is not None and namespace_labels is None else None
+
+
 @dataclass(slots=True)
 class Activation:
     """The variables of one request, converted to CEL once and shared by every rule.
@@ -166,6 +173,9 @@ class Activation:
     """
 
     make: Callable[[], Variables]
+    unknown_labels: str | None = None
+    """A ServiceAccount's namespace whose labels are unknown (not listed yet, or the
+    controller may not list namespaces): rules that read them deny, never pass on `{}`."""
     _variables: Variables | None = None
     _context: cel.Context | str | None = None
     """The last context built (or why none could be), for the fields in `_reads`."""
@@ -217,7 +227,7 @@ class Activation:
             }
             return request, who
 
-        return cls(make)
+        return cls(make, unknown_labels=unknown_labels(requester, namespace_labels))
 
     @property
     def request(self) -> dict[str, Any]:
@@ -258,11 +268,16 @@ class Rule(Protocol):
     def message(self) -> str: ...
 
 
+_LABEL_READS = frozenset({"requester", "requester.namespaceLabels"})
+
+
 def evaluate_rules(rules: Sequence[Rule], activation: Activation) -> list[tuple[int, str]]:
     """(index, message) of each rule that is not true.
 
     A rule that fails, or yields something other than a boolean, is a
-    violation too: a rule can deny, never approve by accident.
+    violation too: a rule can deny, never approve by accident. So is a rule that
+    reads a ServiceAccount's namespace labels while they are unknown: a negative
+    rule (`!('quarantine' in requester.namespaceLabels)`) must not pass on `{}`.
     """
     if not rules:
         return []
@@ -271,6 +286,15 @@ def evaluate_rules(rules: Sequence[Rule], activation: Activation) -> list[tuple[
         return [(0, f"not evaluated: {context}")]
     out: list[tuple[int, str]] = []
     for index, rule in enumerate(rules):
+        if activation.unknown_labels is not None and rule.expression.reads & _LABEL_READS:
+            out.append(
+                (
+                    index,
+                    f"not evaluated: the labels of namespace {activation.unknown_labels!r} "
+                    "are not known",
+                )
+            )
+            continue
         try:
             result = rule.expression.program.execute(context)
         except Exception as exc:  # TypeError, RuntimeError, ...: any failure denies

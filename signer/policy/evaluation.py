@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from signer.models import CsrRequest, CsrView, KeyInfo, Requester, Usage
 from signer.pki.keys import RSA_EXPONENT
-from signer.policy.celrules import Activation, Variables, evaluate_rules
+from signer.policy.celrules import Activation, Variables, evaluate_rules, unknown_labels
 from signer.policy.patterns import Bindings, Pattern
 from signer.policy.schema import (
     CURVES,
@@ -118,7 +118,7 @@ def _csr_activation(
             namespace_labels=namespace_labels,
         ).make()
 
-    return Activation(make)
+    return Activation(make, unknown_labels=unknown_labels(request.requester, namespace_labels))
 
 
 def bind(requester: Requester, *, cluster_domain: str) -> tuple[Bindings, str]:

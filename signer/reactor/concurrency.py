@@ -91,9 +91,12 @@ class AdaptiveLimit:
             self._waiters.append(waiter)
             try:
                 await waiter
-            finally:
+            except asyncio.CancelledError:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
+                else:  # woken, then cancelled: pass the slot on to the next waiter
+                    self._wake()
+                raise
         self.in_flight += 1
 
     def release(self) -> None:

@@ -156,23 +156,21 @@ Handler = Callable[[str], Awaitable[None]]
 async def run_worker(queue: WorkQueue, handler: Handler, limit: Limit | None = None) -> None:
     """Take keys until shutdown; the handler owns retries (it calls queue.retry).
 
-    With `limit`, a worker holds one of its slots while it takes and handles a key, so
-    at most `limit.limit` keys are handled at once however many workers there are.
+    With `limit`, a worker takes a slot after it took a key and holds it while it
+    handles the key: at most `limit.limit` keys are handled at once however many
+    workers wait, and an idle worker holds no slot (so the limit sees only real work).
     """
-    while True:
-        if limit is not None:
-            await limit.acquire()
+    while (key := await queue.get()) is not None:
+        acquired = False
         try:
-            key = await queue.get()
-            if key is None:
-                return
-            try:
-                await handler(key)
-            except Exception:  # the handler should not raise; never let one key kill a worker
-                log.exception("unexpected error reconciling %s; retrying", key)
-                queue.retry(key)
-            finally:
-                queue.done(key)
-        finally:
             if limit is not None:
+                await limit.acquire()
+                acquired = True
+            await handler(key)
+        except Exception:  # the handler should not raise; never let one key kill a worker
+            log.exception("unexpected error reconciling %s; retrying", key)
+            queue.retry(key)
+        finally:
+            queue.done(key)
+            if acquired and limit is not None:
                 limit.release()

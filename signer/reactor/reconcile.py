@@ -214,10 +214,15 @@ class Reconciler:
             decision = await self._cpu(state, self._decide, state, snapshot, view)
             self._metrics.decision(signer, decision.outcome, decision.policy, kind="csr")
             if decision.outcome is Outcome.ABSTAIN:
+                requester = state.request.requester
                 await self._abstain(state, decision, view)
-                self._cache.shed(
-                    state.name, snapshot.policies, resource_version=state.resource_version
-                )
+                # Shed under these policies only if the labels it was decided with still
+                # hold: a relabel during the Event write found nothing shed to forget, and
+                # the re-run it queued must see the whole copy.
+                if self._snapshot().labels_of(requester) == snapshot.labels_of(requester):
+                    self._cache.shed(
+                        state.name, snapshot.policies, resource_version=state.resource_version
+                    )
                 return False
             if decision.outcome is Outcome.DENY:
                 message = decision.summary()

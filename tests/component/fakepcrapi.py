@@ -35,6 +35,8 @@ class FakePcrApi:
         self._rv = 0
         self.closing = False
         """Set on shutdown: open watches end at once."""
+        self.list_refused = False
+        """Lists answer 404 while discovery still offers the version."""
 
     def add(self, namespace: str, name: str, signer: str) -> None:
         self._rv += 1
@@ -84,6 +86,8 @@ class FakePcrApi:
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
         version = self._version(request)
+        if self.list_refused:
+            raise web.HTTPNotFound(text='{"kind":"Status","code":404}')
         selector = request.query.get("fieldSelector", "")
         signer = selector.removeprefix("spec.signerName=")
         if request.query.get("watch") in ("true", "True", "1"):

@@ -40,14 +40,19 @@ async def test_discovery_picks_the_preferred_served_version(
 
 
 class Seen:
-    """What the watch handed over: the last list per signer."""
+    """What the watch handed over: lists from the server, and forgets (an empty list:
+    every test's server holds a PCR, so only `watch_pcrs` hands over an empty one)."""
 
     def __init__(self) -> None:
         self.lists: list[list[dict[str, Any]]] = []
+        self.forgets = 0
         self.changed = asyncio.Event()
 
     def handlers(self, _signer: str) -> Handlers:
         def on_list(items: list[dict[str, Any]]) -> None:
+            if not items:
+                self.forgets += 1
+                return
             self.lists.append(items)
             self.changed.set()
 
@@ -112,6 +117,7 @@ async def test_an_unserved_api_is_waited_for_then_watched_once_served(
     async with watching(fake) as (seen, writer, list_paths):
         await asyncio.sleep(0.7)  # a few rechecks
         assert seen.lists == [] and list_paths() == []
+        assert seen.forgets >= 1, "nothing cached is decided while unserved"
         fake.served = {"v1beta1"}
         items = await seen.next_list()
     assert [i["metadata"]["name"] for i in items] == ["pod-1"]
@@ -121,17 +127,22 @@ async def test_an_unserved_api_is_waited_for_then_watched_once_served(
 
 async def test_a_version_switched_off_under_the_watch_is_rediscovered() -> None:
     fake = FakePcrApi({"v1beta1"})
+    fake.add("shop", "pod-1", SIGNER)
     async with watching(fake, recheck=30) as (seen, writer, list_paths):
         await seen.next_list()
+        forgets = seen.forgets
         fake.served = {"v1"}  # the beta watch ends and its relist gets a 404
-        await seen.next_list()
+        items = await seen.next_list()
         assert writer.version == "v1"
+        assert seen.forgets > forgets, "beta copies are dropped before v1 is watched"
+        assert items[0]["apiVersion"] == f"{GROUP}/v1"
     assert list_paths()[0].endswith("/v1beta1/podcertificaterequests")
     assert list_paths()[-1].endswith("/v1/podcertificaterequests")
 
 
 async def test_a_newly_preferred_version_replaces_a_served_one_at_the_recheck() -> None:
     fake = FakePcrApi({"v1beta1"})
+    fake.add("shop", "pod-1", SIGNER)
     async with watching(fake) as (seen, writer, _list_paths):
         await seen.next_list()
         fake.served = {"v1", "v1beta1"}  # beta still works; discovery now prefers v1
@@ -142,3 +153,13 @@ async def test_a_newly_preferred_version_replaces_a_served_one_at_the_recheck() 
 async def test_a_missing_pcr_reads_as_none() -> None:
     async with serving(FakePcrApi({"v1"})) as api:
         assert await PcrClient(api, version="v1").get("shop", "gone") is None
+
+
+async def test_a_version_discovery_offers_but_the_list_refuses_is_retried_with_backoff() -> None:
+    """HA apiservers that disagree: discovery says v1beta1, the list answers 404."""
+    fake = FakePcrApi({"v1beta1"})
+    fake.add("shop", "pod-1", SIGNER)
+    fake.list_refused = True
+    async with watching(fake, recheck=30) as (_seen, _writer, list_paths):
+        await asyncio.sleep(2)
+    assert 1 <= len(list_paths()) <= 5, "backing off, not a hot loop"

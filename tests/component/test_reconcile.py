@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -483,3 +484,30 @@ async def test_the_pending_event_fits_and_still_names_every_kind_and_the_key(h: 
     assert len(message) <= 1024, "the Event is not cut mid-list"
     assert "and 35 more]" in message
     assert message.endswith("key ECDSA secp256r1")
+
+
+async def test_a_relabel_while_the_pending_event_is_written_is_not_lost(
+    tmp_path: Path, ca: CaBundle
+) -> None:
+    """The CSR is left for a human under the old labels; the labels change during the
+    Event write. Its copy must stay whole, so the queued re-run decides with the new ones."""
+    policy = (bundled_policies_dir() / "cluster-local.yaml").read_text()
+    policy = policy.replace(
+        '        - namespaces: ["{label}"]\n',
+        '        - namespaces: ["{label}"]\n          namespaceSelector: {matchLabels: {env: prod}}\n',
+    )
+    (tmp_path / "cluster-local.yaml").write_text(policy)
+    h = Harness(load_policies(tmp_path), ca)
+    h.snapshot = dataclasses.replace(h.snapshot, namespace_labels={"team-a": {}}.get)
+
+    def relabel() -> None:
+        labels = {"team-a": {"env": "prod"}}
+        h.snapshot = dataclasses.replace(h.snapshot, namespace_labels=labels.get)
+
+    h.api.during_event = relabel
+    await h.run(make_raw("relabelled"))
+    assert [e[1] for e in h.api.events] == ["Pending"]
+    assert h.cache.shed_under("relabelled") is None, "kept whole for the re-run"
+    h.api.during_event = None
+    await h.reconciler("relabelled")
+    assert h.conditions("relabelled") == ["Approved"], "decided with the new labels"

@@ -90,6 +90,44 @@ def test_each_variable_holds_the_documented_value(expression: str) -> None:
     assert decision.outcome is Outcome.APPROVE, decision.reasons
 
 
+@pytest.mark.parametrize(
+    ("expression", "labels", "outcome"),
+    [
+        pytest.param(
+            "!('quarantine' in requester.namespaceLabels)",
+            None,
+            Outcome.DENY,
+            id="a-negative-label-rule-denies-while-the-labels-are-unknown",
+        ),
+        pytest.param(
+            "!('quarantine' in requester.namespaceLabels)",
+            {},
+            Outcome.APPROVE,
+            id="known-to-have-no-labels-passes",
+        ),
+        pytest.param(
+            "!('quarantine' in requester.namespaceLabels)",
+            {"quarantine": "yes"},
+            Outcome.DENY,
+            id="a-labelled-namespace-is-denied",
+        ),
+        pytest.param(
+            "requester.namespace == 'shop'",
+            None,
+            Outcome.APPROVE,
+            id="rules-that-read-no-labels-run-while-they-are-unknown",
+        ),
+    ],
+)
+def test_unknown_namespace_labels_fail_closed(
+    expression: str, labels: dict[str, str] | None, outcome: Outcome
+) -> None:
+    decision = decide(request(), cel_policy(expression), namespace_labels=labels)
+    assert decision.outcome is outcome, decision.reasons
+    if labels is None and outcome is Outcome.DENY:
+        assert "the labels of namespace 'shop' are not known" in decision.message
+
+
 def test_defaults_when_the_request_sets_nothing() -> None:
     """No CN, no expiration, no labels known, not a ServiceAccount: empty values, not errors."""
     policies = one_policy(

@@ -104,3 +104,33 @@ async def test_a_raised_limit_lets_waiting_workers_in_at_once() -> None:
         limit.observe(FAST, overloaded=False)
     await asyncio.wait_for(waiting, 1)
     assert limit.in_flight == 3
+
+
+async def test_idle_workers_hold_no_slot_so_the_limit_does_not_creep_up() -> None:
+    """Lease renewals and Events on an idle controller must not raise the limit."""
+    limit = AdaptiveLimit(initial=4, minimum=2, maximum=64)
+    queue = WorkQueue()
+
+    async def handler(_key: str) -> None:
+        raise AssertionError("no work was queued")
+
+    workers = [asyncio.create_task(run_worker(queue, handler, limit)) for _ in range(64)]
+    await asyncio.sleep(0.01)
+    for _ in range(3000):
+        limit.observe(FAST, overloaded=False)
+    assert (limit.in_flight, limit.limit) == (0, 4)
+    queue.shutdown()
+    await asyncio.gather(*workers)
+
+
+async def test_a_woken_waiter_cancelled_before_it_runs_passes_its_slot_on() -> None:
+    limit = AdaptiveLimit(initial=2, minimum=2, maximum=2)
+    await limit.acquire()
+    await limit.acquire()
+    first = asyncio.create_task(limit.acquire())
+    second = asyncio.create_task(limit.acquire())
+    await asyncio.sleep(0)
+    limit.release()  # wakes `first`...
+    first.cancel()  # ...which is cancelled before it takes the slot
+    await asyncio.wait_for(second, 1)
+    assert limit.in_flight == 2

@@ -67,6 +67,10 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         "--max-stall", type=float, default=30.0, help="longest apiserver SIGSTOP, s (default 30)"
     )
     chaos.add_argument("--logs", type=Path, help="copy the processes' logs here at the end")
+    chaos.add_argument(
+        "--only",
+        help="comma-separated fault kinds to draw from (default: all; docs/chaos.md)",
+    )
     chaos.set_defaults(func=cmd_chaos)
 
     helm_parser = group.add_parser("helm", help="the pinned helm and what the repo renders with it")
@@ -185,12 +189,17 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     """The fault suite (docs/chaos.md); exit 0 only with nothing lost, doubled or out of policy."""
     import secrets
 
-    from csr_signer_dev.chaos import run
+    from csr_signer_dev.chaos import run, schedule
 
     if args.faults < 0 or args.rate <= 0 or args.requesters < 2:
         raise CliError("--faults must be >= 0, --rate > 0 and --requesters >= 2")
     seed = args.seed if args.seed is not None else secrets.randbelow(10**6)
+    only = frozenset(k.strip() for k in args.only.split(",")) if args.only else None
+    unknown = sorted((only or frozenset()) - schedule.KINDS.keys())
+    if unknown:
+        raise CliError(f"--only: unknown fault kinds {unknown}; known: {sorted(schedule.KINDS)}")
     options = run.Options(
+        only=only,
         seed=seed,
         faults=args.faults,
         rate=args.rate,

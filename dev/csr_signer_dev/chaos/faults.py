@@ -218,6 +218,15 @@ class Injector:
     async def _proxy_timeout(self, fault: Fault, record: Injected) -> None:
         await self._toxic(fault, "timeout", timeout=3000)
 
+    async def _proxy_blackhole(self, fault: Fault, record: Injected) -> None:
+        """toxiproxy's `timeout` toxic with timeout 0 drops what the apiserver sends and
+        does not close: requests in flight get no answer on an open connection, as in a
+        partition without RST. Shorter than the renew deadline, so the leader keeps
+        leading. (toxiproxy cuts those connections when the toxic is removed: the
+        replicas see "Response payload is not completed", so this cannot leave a
+        connection half-open for good.)"""
+        await self._toxic(fault, "timeout", timeout=0)
+
     async def _proxy_reset(self, fault: Fault, record: Injected) -> None:
         await self._toxic(fault, "reset_peer", timeout=0)
 

@@ -61,6 +61,7 @@ class Options:
     gap: tuple[float, float] = (4.0, 10.0)
     max_stall: float = 30.0
     logs: Path | None = None
+    only: frozenset[str] | None = None
 
 
 def say(message: str) -> None:
@@ -78,10 +79,15 @@ def run(options: Options) -> int:
 
 async def _run(options: Options) -> int:
     schedule = make_schedule(
-        options.seed, options.faults, gap=options.gap, max_stall=options.max_stall
+        options.seed,
+        options.faults,
+        gap=options.gap,
+        max_stall=options.max_stall,
+        only=options.only,
     )
+    replay = replay_command(options.seed, options.faults, options.only)
     print(f"chaos: seed {options.seed}, {options.faults} faults", flush=True)
-    print(f"chaos: replay with `{replay_command(options.seed, options.faults)}`", flush=True)
+    print(f"chaos: replay with `{replay}`", flush=True)
     for fault in schedule:
         print(f"  {fault.describe()}")
     dev = settings.from_environment()

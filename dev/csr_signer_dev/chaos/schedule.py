@@ -26,6 +26,8 @@ KINDS: dict[str, str] = {
     "proxy-latency": "toxiproxy: `hold` s of 300-1500 ms latency controller<->apiserver",
     "proxy-timeout": "toxiproxy: `hold` s of connections that stall, then close",
     "proxy-reset": "toxiproxy: `hold` s of connections reset (TCP RST) at once",
+    "proxy-blackhole": "toxiproxy: `hold` s (under the renew deadline) of answers dropped "
+    "on connections that stay open",
     "ca-delete": "delete the cluster-local CA Secret for `hold` s, then restore it",
     "ca-corrupt": "replace the CA Secret's key with garbage for `hold` s, then restore it",
     "ca-replace": "put a new CA into the cluster-local CA Secret (a new CA in force)",
@@ -41,6 +43,7 @@ _HOLD: dict[str, tuple[float, float]] = {
     "proxy-latency": (5, 15),
     "proxy-timeout": (5, 15),
     "proxy-reset": (3, 10),
+    "proxy-blackhole": (2, 4),
     "ca-delete": (3, 10),
     "ca-corrupt": (3, 10),
     "policy-swap": (3, 8),
@@ -63,15 +66,25 @@ class Fault:
 
 
 def make_schedule(
-    seed: int, count: int, *, gap: tuple[float, float] = (4.0, 10.0), max_stall: float = 30.0
+    seed: int,
+    count: int,
+    *,
+    gap: tuple[float, float] = (4.0, 10.0),
+    max_stall: float = 30.0,
+    only: frozenset[str] | None = None,
 ) -> list[Fault]:
-    """`count` faults from `seed`: each kind once (as far as `count` goes), then random."""
+    """`count` faults from `seed`: each kind once (as far as `count` goes), then random;
+    `only` restricts the kinds (to chase one finding)."""
     if count < 0:
         raise ValueError("count must be >= 0")
+    unknown = sorted((only or frozenset()) - KINDS.keys())
+    if unknown or only == frozenset():
+        raise ValueError(f"unknown fault kinds {unknown}; known: {', '.join(sorted(KINDS))}")
     rng = random.Random(seed)  # noqa: S311 - a replayable schedule, not a secret
-    kinds = sorted(KINDS)
+    pool = sorted(only or KINDS)
+    kinds = list(pool)
     rng.shuffle(kinds)
-    chosen = kinds[:count] + [rng.choice(sorted(KINDS)) for _ in range(count - len(kinds))]
+    chosen = kinds[:count] + [rng.choice(pool) for _ in range(count - len(kinds))]
     rng.shuffle(chosen)
     faults = []
     for index, kind in enumerate(chosen, 1):
@@ -83,5 +96,6 @@ def make_schedule(
     return faults
 
 
-def replay_command(seed: int, count: int, extra: str = "") -> str:
-    return f"csr-signer local chaos --seed {seed} --faults {count}{extra}"
+def replay_command(seed: int, count: int, only: frozenset[str] | None = None) -> str:
+    kinds = f" --only {','.join(sorted(only))}" if only else ""
+    return f"csr-signer local chaos --seed {seed} --faults {count}{kinds}"

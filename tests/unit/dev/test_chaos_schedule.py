@@ -40,6 +40,8 @@ def test_holds_stay_in_their_ranges_and_instant_faults_have_none(seed: int) -> N
             assert 5.0 <= fault.hold <= 10.0
         elif fault.kind in ("kill-leader", "ca-replace", "etcd-compact", "hostile-burst"):
             assert fault.hold == 0.0
+        elif fault.kind == "proxy-blackhole":
+            assert 2.0 <= fault.hold <= 4.0, "under the replicas' renew deadline"
         else:
             assert fault.hold >= 0.0
 
@@ -51,3 +53,22 @@ def test_a_negative_count_is_refused() -> None:
 
 def test_the_replay_command_names_seed_and_count() -> None:
     assert replay_command(5, 10) == "csr-signer local chaos --seed 5 --faults 10"
+
+
+def test_the_replay_command_names_the_kinds_a_restricted_run_drew_from() -> None:
+    only = frozenset({"proxy-reset", "kill-leader"})
+    assert replay_command(5, 3, only).endswith("--only kill-leader,proxy-reset")
+
+
+def test_only_restricts_the_kinds_and_still_covers_each() -> None:
+    only = frozenset({"proxy-blackhole", "kill-leader"})
+    schedule = make_schedule(3, 6, only=only)
+    assert {f.kind for f in schedule} == only
+
+
+@pytest.mark.parametrize(
+    "only", [frozenset({"no-such-fault"}), frozenset()], ids=["unknown-kind", "empty-set"]
+)
+def test_only_refuses_what_names_no_kind(only: frozenset[str]) -> None:
+    with pytest.raises(ValueError, match="unknown fault kinds"):
+        make_schedule(3, 6, only=only)

@@ -105,7 +105,11 @@ class LeaderElector:
                 return
             try:
                 renewed = await asyncio.wait_for(self._try_acquire_or_renew(), timeout=left)
-            except (TimeoutError, ApiError) as exc:
+            except TimeoutError:
+                # str() of a timeout is empty: say what happened instead.
+                log.warning("lease renewal failed: no answer within %.1fs", left)
+                renewed = False
+            except ApiError as exc:
                 log.warning("lease renewal failed: %s", exc)
                 renewed = False
             if renewed:

@@ -68,6 +68,12 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     )
     chaos.add_argument("--logs", type=Path, help="copy the processes' logs here at the end")
     chaos.add_argument(
+        "--controller-log-level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING"),
+        help="the replicas' --log-level (default INFO)",
+    )
+    chaos.add_argument(
         "--only",
         help="comma-separated fault kinds to draw from (default: all; docs/chaos.md)",
     )
@@ -200,6 +206,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
         raise CliError(f"--only: unknown fault kinds {unknown}; known: {sorted(schedule.KINDS)}")
     options = run.Options(
         only=only,
+        log_level=args.controller_log_level,
         seed=seed,
         faults=args.faults,
         rate=args.rate,

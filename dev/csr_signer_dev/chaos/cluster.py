@@ -176,6 +176,33 @@ def write_policies(directory: Path, version: str) -> None:
         scratch.replace(directory / source.name)
 
 
+def replica_argv(
+    identity: str, kubeconfig: Path, policy_dir: Path, port: int, log_level: str
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "signer",
+        "run",
+        f"--kubeconfig={kubeconfig}",
+        f"--policies={policy_dir}",
+        f"--ca-secret={NAMESPACE}/{SECRETS[CLUSTER_LOCAL]}",
+        f"--signer-ca={KNATIVE}={NAMESPACE}/{SECRETS[KNATIVE]}",
+        f"--identity={identity}",
+        f"--metrics-address=127.0.0.1:{port}",
+        "--leader-elect",
+        f"--leader-elect-lease-name={LEASE}",
+        f"--leader-elect-lease-namespace={NAMESPACE}",
+        f"--leader-elect-lease-duration={LEASE_DURATION}",
+        f"--leader-elect-renew-deadline={RENEW_DEADLINE}",
+        f"--leader-elect-retry-period={RETRY_PERIOD}",
+        "--policy-reload-interval=1",
+        "--workers=8",
+        "--log-format=text",
+        f"--log-level={log_level}",
+    ]
+
+
 def ca_secret_data(common_name: str) -> tuple[bytes, dict[str, str]]:
     cert, key = generate_root(common_name, "ecdsa-p256", 30, dt.datetime.now(dt.UTC))
     manifest = ca_secret_manifest("x", NAMESPACE, cert, key)
@@ -202,7 +229,12 @@ async def put_ca(admin: client.ApiClient, signer: str, data: dict[str, str]) -> 
 
 
 async def install(
-    cp: ControlPlane, admin: client.ApiClient, toxi: Toxiproxy, workdir: Path
+    cp: ControlPlane,
+    admin: client.ApiClient,
+    toxi: Toxiproxy,
+    workdir: Path,
+    *,
+    log_level: str = "INFO",
 ) -> Cluster:
     """RBAC, CA Secrets, policies v1, a controller token behind the proxy; no replicas yet."""
     applied = cp.kubectl("apply", "-f", str(CHECKOUT / "deploy" / "rbac.yaml"))
@@ -229,27 +261,7 @@ async def install(
     proxied.write_text(yaml.safe_dump(kubeconfig))
     for identity in ("chaos-a", "chaos-b"):
         port = free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "signer",
-            "run",
-            f"--kubeconfig={proxied}",
-            f"--policies={policy_dir}",
-            f"--ca-secret={NAMESPACE}/{SECRETS[CLUSTER_LOCAL]}",
-            f"--signer-ca={KNATIVE}={NAMESPACE}/{SECRETS[KNATIVE]}",
-            f"--identity={identity}",
-            f"--metrics-address=127.0.0.1:{port}",
-            "--leader-elect",
-            f"--leader-elect-lease-name={LEASE}",
-            f"--leader-elect-lease-namespace={NAMESPACE}",
-            f"--leader-elect-lease-duration={LEASE_DURATION}",
-            f"--leader-elect-renew-deadline={RENEW_DEADLINE}",
-            f"--leader-elect-retry-period={RETRY_PERIOD}",
-            "--policy-reload-interval=1",
-            "--workers=8",
-            "--log-format=text",
-        ]
+        argv = replica_argv(identity, proxied, policy_dir, port, log_level)
         cluster.replicas.append(Replica(identity, argv, workdir / f"{identity}.log", port))
     return cluster
 

@@ -37,6 +37,9 @@ from csr_signer_dev.chaos.requests import CLUSTER_LOCAL, HOSTILE_KINDS
 from csr_signer_dev.chaos.schedule import Fault
 
 T = TypeVar("T")
+TERM_GRACE = 30.0
+"""Seconds a replica may take to exit after SIGTERM (it waits up to 20 s for in-flight
+reconciles) before the harness reports it and SIGKILLs it."""
 
 
 @dataclass
@@ -120,13 +123,24 @@ class Injector:
         victim, other = (leader, standby) if fault.kind.endswith("leader") else (standby, leader)
         record.started = time.time()
         victim.send(sig)
-        code = await asyncio.to_thread(victim.wait, 30.0)
+        code = await asyncio.to_thread(victim.wait, TERM_GRACE)
         if sig == signal.SIGTERM:
-            if code != 0:
+            exited = time.time() - record.started
+            if code is None:
+                holder = await self._lease_holder()
+                record.problems.append(
+                    f"{victim.identity} still running {exited:.0f}s after SIGTERM (Lease "
+                    f"holder: {holder or 'none'}); SIGKILLed"
+                )
+                victim.send(signal.SIGKILL)
+                await asyncio.to_thread(victim.wait, 30.0)
+            elif code != 0:
                 record.problems.append(f"{victim.identity} exited {code} on SIGTERM (want 0)")
-            holder = await self._lease_holder()
-            if holder == victim.identity:
-                record.problems.append(f"{victim.identity} left the Lease held after SIGTERM")
+            else:
+                record.notes.append(f"exited 0 in {exited:.1f}s")
+                holder = await self._lease_holder()
+                if holder == victim.identity:
+                    record.problems.append(f"{victim.identity} left the Lease held after SIGTERM")
         if victim is leader:
             if await wait_for(other.leads, 60) is None:
                 record.problems.append(f"{other.identity} did not lead within 60 s")

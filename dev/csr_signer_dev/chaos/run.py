@@ -62,6 +62,8 @@ class Options:
     max_stall: float = 30.0
     logs: Path | None = None
     only: frozenset[str] | None = None
+    log_level: str = "INFO"
+    """The replicas' --log-level (DEBUG to chase a finding)."""
 
 
 def say(message: str) -> None:
@@ -101,7 +103,7 @@ async def _run(options: Options) -> int:
     admin = await api_client(cp)
     cluster: Cluster | None = None
     try:
-        cluster = await install(cp, admin, toxi, workdir)
+        cluster = await install(cp, admin, toxi, workdir, log_level=options.log_level)
         return await _with_cluster(options, schedule, cluster, admin)
     finally:
         if cluster is not None:
@@ -311,14 +313,15 @@ def _report(  # noqa: PLR0917 - the figures of one run, printed once
         )
         never = f"  ({unrecovered[kind]} with no issuance after)" if unrecovered[kind] else ""
         print(f"  {kind:18} {kinds[kind]:5}  {columns[:18]} | {columns[18:]}{never}")
-    failovers = [r.failover for r in injected if r.failover is not None]
-    if failovers:
-        print(
-            f"leader failover ({len(failovers)} leader kills/terms): "
-            f"p50 {percentile(failovers, 0.5):.1f}s p99 {percentile(failovers, 0.99):.1f}s "
-            f"max {max(failovers):.1f}s (lease {LEASE_DURATION}s, renew deadline "
-            f"{RENEW_DEADLINE}s, retry {RETRY_PERIOD}s)"
-        )
+    for kind in ("kill-leader", "term-leader"):
+        failovers = [r.failover for r in injected if r.fault.kind == kind and r.failover]
+        if failovers:
+            print(
+                f"leader failover after {kind} ({len(failovers)}): "
+                f"p50 {percentile(failovers, 0.5):.1f}s p99 {percentile(failovers, 0.99):.1f}s "
+                f"max {max(failovers):.1f}s (lease {LEASE_DURATION}s, renew deadline "
+                f"{RENEW_DEADLINE}s, retry {RETRY_PERIOD}s)"
+            )
     for replica in cluster.replicas:
         print(
             f"RSS {replica.identity}: peak {replica.rss_peak_kib / 1024:.0f} MiB, "

@@ -7,13 +7,14 @@ with leader election on deploy/rbac.yaml's Lease. Their kubeconfig points at tox
 which forwards to the apiserver: every fault on that path hits only the controllers; the
 load and the audit talk to the apiserver directly.
 
-Each replica keeps its metrics port across restarts, so the harness reads who leads
-(`csr_signer_leader`) without asking the apiserver, which may be the thing that is down.
+The harness reads who leads (`csr_signer_leader`) from each replica's metrics port (a
+fresh one per start), not from the apiserver, which may be the thing that is down.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import shutil
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,12 +54,17 @@ _METRIC = re.compile(r"^(csr_signer_leader|csr_signer_certificates_issued_total)
 
 @dataclass
 class Replica:
-    """One `csr-signer run` process; `start` again after it exits (same port, same log)."""
+    """One `csr-signer run` process; `start` again after it exits (same log).
+
+    Each start takes a fresh metrics port: while a replica is down, its old port is an
+    ordinary ephemeral port any connection on the machine may take (seen once: the
+    restarted replica could not bind it)."""
 
     identity: str
-    argv: list[str]
+    argv: Callable[[int], list[str]]
+    """The command line for a metrics port."""
     log_path: Path
-    metrics_port: int
+    metrics_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     expected_exit: bool = False
     """Set when the harness signals it, so the monitor tells a crash from a fault."""
@@ -65,9 +72,10 @@ class Replica:
     starts: int = 0
 
     def start(self) -> None:
+        self.metrics_port = free_port()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                self.argv,
+                self.argv(self.metrics_port),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -177,7 +185,7 @@ def write_policies(directory: Path, version: str) -> None:
 
 
 def replica_argv(
-    identity: str, kubeconfig: Path, policy_dir: Path, port: int, log_level: str
+    identity: str, kubeconfig: Path, policy_dir: Path, port: int, *, log_level: str
 ) -> list[str]:
     return [
         sys.executable,
@@ -260,9 +268,8 @@ async def install(
     proxied.touch(mode=0o600)
     proxied.write_text(yaml.safe_dump(kubeconfig))
     for identity in ("chaos-a", "chaos-b"):
-        port = free_port()
-        argv = replica_argv(identity, proxied, policy_dir, port, log_level)
-        cluster.replicas.append(Replica(identity, argv, workdir / f"{identity}.log", port))
+        argv = functools.partial(replica_argv, identity, proxied, policy_dir, log_level=log_level)
+        cluster.replicas.append(Replica(identity, argv, workdir / f"{identity}.log"))
     return cluster
 
 

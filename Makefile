@@ -1,12 +1,19 @@
 # Two entry points for a newcomer on a fresh machine:
 #   make run   - install, start a local control plane and the controller against it
-#   make test  - install everything, lint, type-check, and run the whole test suite
+#   make test  - install everything, lint, type-check, run the whole test suite and a
+#                short chaos run (10 faults)
+#   make chaos - the fault suite (docs/chaos.md): CHAOS_FAULTS=50 faults by default;
+#                CHAOS_SEED=<n> replays a printed schedule
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint install bench binaries manifests clean
+.PHONY: run test lint install bench binaries manifests clean chaos
+
+CHAOS_FAULTS ?= 50
+CHAOS_SEED   ?=
+CHAOS_TEST_FAULTS := 10
 
 # The runtime (csr-signer, with the test tools) and the dev harness beside it
 # (csr-signer-dev in dev/: `csr-signer local ...`, the control plane for e2e).
@@ -37,6 +44,12 @@ lint: $(STAMP)
 test: lint binaries
 	$(BIN)/csr-signer policy test policies/tests
 	$(BIN)/pytest -q
+	$(MAKE) chaos CHAOS_FAULTS=$(CHAOS_TEST_FAULTS)
+
+# The suite's code is the dev harness's (`csr-signer local chaos`); toxiproxy is built
+# from the Go module proxy on first use and cached beside the control plane binaries.
+chaos: $(STAMP) binaries
+	$(BIN)/csr-signer local chaos --faults $(CHAOS_FAULTS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
 bench: $(STAMP) binaries
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -28,6 +28,8 @@ LATENCY_P99_MS = 1000.0
 RSS_MB = 100.0
 """Controller resident memory holding 10,000 CSRs left Pending, and after a restart that
 relists them (issue 12)."""
+BACKLOG_RSS_MB = RSS_MB
+"""The same target as bench_backlog.py reports it (a 10,000 pending backlog, then a burst)."""
 KCM_RATIO = 1.0
 """approve+sign CSRs/s, csr-signer defaults vs kube-controller-manager at QPS 1000."""
 CPU_MS_PER_CSR = 3.0

@@ -128,6 +128,7 @@ class ControlPlane:
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="csr-signer-cp-"))
         self._procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+        self._argv: dict[str, list[str]] = {}
         self._client_ca = LocalCA("csr-signer-local-client-ca")
         self._serving_ca = LocalCA("csr-signer-local-serving-ca")
         self._client_creds: dict[tuple[str, tuple[str, ...]], Credentials] = {}
@@ -241,8 +242,47 @@ class ControlPlane:
         their CPU time from /proc."""
         return {name: proc.pid for name, proc, _log in self._procs if proc.poll() is None}
 
+    # -- faults (the chaos suite): the same processes, killed, stalled, restarted ---------
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        """The running `etcd` or `kube-apiserver` process."""
+        for proc_name, proc, _log in self._procs:
+            if proc_name == name:
+                return proc
+        raise ControlPlaneError(f"no process {name}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL `name` and reap it: a crash, no graceful shutdown."""
+        proc = self.process(name)
+        proc.kill()
+        proc.wait(timeout=30)
+
+    def restart(self, name: str, timeout: float = 90.0) -> float:
+        """Start `name` again with its first command line (same ports, same data) after
+        `kill`; wait until it serves. Returns the seconds it took to serve."""
+        started = time.monotonic()
+        index = next(i for i, (n, _p, _l) in enumerate(self._procs) if n == name)
+        _name, old, log = self._procs[index]
+        if old.poll() is None:
+            raise ControlPlaneError(f"{name} is still running")
+        log.close()
+        self._procs[index] = (name, *self._popen(name, self._argv[name], mode="ab"))
+        if name == "etcd":
+            url = f"http://127.0.0.1:{self.etcd_port}/health"
+            self._wait(lambda: self._http_ok(url), "etcd", timeout, started)
+        else:
+            admin = self.admin
+            self._wait(lambda: self._https_ok("/readyz", admin), name, timeout, started)
+        return time.monotonic() - started
+
     def _spawn(self, name: str, argv: list[str]) -> None:
-        log = (self.workdir / f"{name}.log").open("wb")
+        self._argv[name] = argv
+        self._procs.append((name, *self._popen(name, argv, mode="wb")))
+
+    def _popen(
+        self, name: str, argv: list[str], *, mode: str
+    ) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+        log = (self.workdir / f"{name}.log").open(mode)
         proc = subprocess.Popen(
             [*_die_with_parent_prefix(), *argv],
             stdout=log,
@@ -251,7 +291,7 @@ class ControlPlane:
             start_new_session=True,
             cwd=self.workdir,
         )
-        self._procs.append((name, proc, log))
+        return proc, log
 
     def _wait(self, ready: object, what: str, timeout: float, started: float) -> None:
         assert callable(ready)

@@ -104,8 +104,15 @@ class LeaderElector:
             if left <= 0:
                 return
             try:
-                renewed = await asyncio.wait_for(self._try_acquire_or_renew(), timeout=left)
-            except (TimeoutError, ApiError) as exc:
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+                # that arrives as the call completes, and this loop would renew forever.
+                async with asyncio.timeout(left):
+                    renewed = await self._try_acquire_or_renew()
+            except TimeoutError:
+                # str() of a timeout is empty: say what happened instead.
+                log.warning("lease renewal failed: no answer within %.1fs", left)
+                renewed = False
+            except ApiError as exc:
                 log.warning("lease renewal failed: %s", exc)
                 renewed = False
             if renewed:

@@ -117,8 +117,11 @@ class TrustPublisher:
                     delay = backoff.next()
                 else:
                     backoff.reset()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+            # that arrives with a poke, and this loop would never end on shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poked.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._poked.wait()
 
     async def sync(self, bundles: Mapping[str, bytes]) -> SyncResult:
         """Publish each signer's bundle everywhere it belongs; delete our stale objects.

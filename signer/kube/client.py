@@ -36,7 +36,34 @@ async def make_api_client(kubeconfig: Path | None) -> client.ApiClient:
         configuration.proxy = environment_proxy(configuration.host or "")
     api = client.ApiClient(configuration)
     without_per_request_environment(api)
+    with_request_timeout(api, REQUEST_TIMEOUT_SECONDS)
     return api
+
+
+REQUEST_TIMEOUT_SECONDS = 60.0
+"""Longest a request that is not a watch may take. The generated client sets none, so a
+connection that stays open but never answers (a black-holed apiserver) would hang a
+standby's Lease acquisition or a worker's write forever. A list page of a few MB, or a
+write the apiserver holds while etcd is slow, takes seconds; a minute is a dead peer."""
+
+
+def with_request_timeout(api: client.ApiClient, seconds: float) -> None:
+    """Give every request that sets no `_request_timeout` (watches set their own) one."""
+    rest = api.rest_client
+    request = rest.request
+
+    async def bounded(
+        method: str, url: str, query_params: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        if kwargs.get("_request_timeout") is None and not _is_watch(query_params):
+            kwargs["_request_timeout"] = seconds
+        return await request(method, url, query_params, *args, **kwargs)
+
+    rest.request = bounded  # type: ignore[method-assign]
+
+
+def _is_watch(query_params: Any) -> bool:
+    return any(k == "watch" and v for k, v in query_params or ())
 
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})

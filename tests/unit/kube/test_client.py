@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from signer.kube.client import environment_proxy, make_api_client, observe_latency
+from signer.kube.client import (
+    environment_proxy,
+    make_api_client,
+    observe_latency,
+    with_request_timeout,
+)
 
 
 @pytest.mark.parametrize(
@@ -106,3 +112,55 @@ async def test_observe_latency_reports_each_write(
     finally:
         await api.close()
     assert seen == observed
+
+
+@pytest.mark.parametrize(
+    ("query", "given", "expected"),
+    [
+        pytest.param(None, None, 60.0, id="a-call-without-a-timeout-gets-the-default"),
+        pytest.param(None, 5, 5, id="a-call-with-its-own-timeout-keeps-it"),
+        pytest.param([("watch", True)], None, None, id="a-watch-is-left-alone"),
+    ],
+)
+async def test_every_request_but_a_watch_has_a_timeout(
+    query: list[tuple[str, object]] | None, given: float | None, expected: float | None
+) -> None:
+    api = client.ApiClient()
+    seen: dict[str, object] = {}
+
+    async def request(*_args: object, **kwargs: object) -> object:
+        seen.update(kwargs)
+        return Answer(200)
+
+    api.rest_client.request = request  # type: ignore[method-assign]
+    with_request_timeout(api, 60.0)
+    try:
+        await api.rest_client.request(
+            "GET", "https://x/apis", query_params=query, _request_timeout=given
+        )
+    finally:
+        await api.close()
+    assert seen["_request_timeout"] == expected
+
+
+async def test_a_peer_that_never_answers_times_out() -> None:
+    """A connection accepted and then silent (a black-holed apiserver)."""
+    silent: list[asyncio.StreamWriter] = []
+
+    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    api = client.ApiClient(client.Configuration(host=f"http://127.0.0.1:{port}"))
+    with_request_timeout(api, 0.5)
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises((asyncio.TimeoutError, TimeoutError)):
+            await asyncio.wait_for(client.VersionApi(api).get_code(), 30)
+        assert asyncio.get_running_loop().time() - started < 10, "the request's own timeout"
+    finally:
+        await api.close()
+        server.close()
+        for writer in silent:
+            writer.close()

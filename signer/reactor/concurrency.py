@@ -1,17 +1,21 @@
-"""How many reconciles run at once, found by the controller itself (AIMD on API latency).
+"""How many reconciles run at once, found by the controller itself (latency gradient).
 
 A fixed worker count is wrong somewhere. Four leaves a tuned apiserver idle while a
 backlog waits; thirty-two piles requests into an apiserver that is already saturated and
 stretches every latency (on a node shared with the apiserver, the controller's own CPU is
-part of that). The limit here follows TCP's congestion control (after TCP Vegas and
-Netflix's concurrency-limits):
+part of that). The limit here follows Netflix's concurrency-limits "Gradient2", driven by
+the round-trip time of API writes (`observe`):
 
-- every API call reports its round-trip time (`observe`); the fastest recent one
-  (`rtt_min`, the minimum over the last `window` calls) says what an unloaded call costs;
-- a call within `tolerance` x rtt_min while the limit is in use raises the limit by about
-  one per limit's worth of calls (additive increase: nothing queues downstream yet);
-- a slower call lowers it a little, and an overload answer (429, 5xx, a timeout) halves it
-  (multiplicative decrease: the apiserver is telling us to back off);
+- two moving averages of the write latency: a short one (the last ~10 writes) and a long
+  one (the last ~500), the baseline. Write latency is noisy (etcd fsyncs, the apiserver's
+  other clients), so no single write and no lucky minimum decides anything;
+- while the limit is in use (at least half its slots busy), each write moves the limit
+  toward `limit * gradient + sqrt(limit)`, where gradient = tolerance x long / short,
+  clamped to [0.5, 1]: it keeps probing upward by sqrt(limit) while writes are no slower
+  than `tolerance` times the baseline, and shrinks in proportion when they are;
+- an overload answer (429, 5xx, a timeout) halves it: the apiserver asks us to back off;
+- when latency falls well below the baseline (a stall has passed), the baseline follows
+  quickly, so the limit does not stay shrunk;
 - it stays within [minimum, maximum].
 
 Pure: the caller passes the times in; the only asynchronous part is waiting for a slot.
@@ -20,11 +24,17 @@ Pure: the caller passes the times in; the only asynchronous part is waiting for 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from typing import Final
 
-SLOW_DECREASE: Final = 0.95
-"""Factor applied per call slower than tolerance x rtt_min."""
+SHORT_WEIGHT: Final = 0.1
+"""Weight of each write in the short average (about the last 10)."""
+LONG_WEIGHT: Final = 0.002
+"""Weight of each write in the long average, the baseline (about the last 500): slow to
+follow a rising latency, so a slowdown that lasts keeps the limit down."""
+SMOOTHING: Final = 0.2
+"""How far one write moves the limit toward its new value."""
 OVERLOAD_DECREASE: Final = 0.5
 """Factor applied per overload answer."""
 
@@ -39,7 +49,6 @@ class AdaptiveLimit:
         minimum: int = 2,
         maximum: int = 64,
         tolerance: float = 2.0,
-        window: int = 500,
     ) -> None:
         if not 1 <= minimum <= initial <= maximum:
             raise ValueError("need 1 <= minimum <= initial <= maximum")
@@ -47,10 +56,10 @@ class AdaptiveLimit:
         self._minimum = minimum
         self._maximum = maximum
         self._tolerance = tolerance
-        self._window = window
-        self._current: list[float] = []
-        """Round-trip times of the window being filled."""
-        self._previous_min = float("inf")
+        self.short: float | None = None
+        """Moving average of the last ~10 writes' latency (None before any)."""
+        self.long: float | None = None
+        """Moving average of the last ~500 writes' latency: the baseline."""
         self.in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
@@ -62,27 +71,23 @@ class AdaptiveLimit:
     def maximum(self) -> int:
         return self._maximum
 
-    @property
-    def rtt_min(self) -> float:
-        """The fastest call of this window and the last one (inf before any call)."""
-        return min(self._previous_min, min(self._current, default=float("inf")))
-
     def observe(self, rtt: float, *, overloaded: bool = False) -> None:
-        """One API call took `rtt` seconds; `overloaded`: it was answered 429/5xx/timeout."""
+        """One API write took `rtt` seconds; `overloaded`: it was answered 429/5xx/timeout."""
         if overloaded:
             self._set(self._limit * OVERLOAD_DECREASE)
             return
-        baseline = self.rtt_min
-        self._current.append(rtt)
-        if len(self._current) >= self._window:
-            self._previous_min = min(self._current)
-            self._current = []
-        if baseline == float("inf"):
+        if self.short is None or self.long is None:
+            self.short = self.long = rtt
             return
-        if rtt > baseline * self._tolerance:
-            self._set(self._limit * SLOW_DECREASE)
-        elif self.in_flight >= self.limit:
-            self._set(self._limit + 1.0 / self._limit)
+        self.short += SHORT_WEIGHT * (rtt - self.short)
+        self.long += LONG_WEIGHT * (rtt - self.long)
+        if self.long > 2 * self.short:  # recovered from a slow spell: follow it down
+            self.long *= 0.95
+        if self.in_flight * 2 < self.limit:
+            return  # not in use: this write says nothing about a higher limit
+        gradient = max(0.5, min(1.0, self._tolerance * self.long / self.short))
+        target = self._limit * gradient + math.sqrt(self._limit)
+        self._set(self._limit * (1 - SMOOTHING) + target * SMOOTHING)
 
     async def acquire(self) -> None:
         """Wait for a slot (FIFO), then hold it until `release`."""

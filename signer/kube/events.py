@@ -9,6 +9,7 @@ An Event that cannot be written is logged: it must never fail a decision already
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import logging
@@ -18,11 +19,15 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from signer.kube.client import as_body, read_json
-from signer.kube.errors import ApiError, Conflict
+from signer.kube.errors import ApiError, Conflict, ServerError, Timeout
 
 log = logging.getLogger(__name__)
 EVENT_NAMESPACE = "default"
 COMPONENT = "csr-signer"
+RETRY_DELAYS = (0.5, 2.0)
+"""Waits before the 2nd and 3rd attempt when the apiserver was unavailable (5xx, 429, a
+timeout, a broken connection): an apiserver restart must not cost a CSR its Event. Other
+errors are not retried: the same write would fail again."""
 NAME_LIMIT = 253
 MESSAGE_LIMIT = 1024
 """The apiserver's limit on an Event's message."""
@@ -82,14 +87,19 @@ class EventRecorder:
             "lastTimestamp": now,
             "count": 1,
         }
-        try:
-            await read_json(
-                self._core.create_namespaced_event(
-                    EVENT_NAMESPACE, as_body(event), _preload_content=False
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                await read_json(
+                    self._core.create_namespaced_event(
+                        EVENT_NAMESPACE, as_body(event), _preload_content=False
+                    )
                 )
-            )
-        except ApiError as exc:
-            if once and isinstance(exc, Conflict):  # AlreadyExists: recorded before
-                log.debug("event %s on %s was recorded already", reason, base)
                 return
-            log.warning("could not record event %s on %s: %s", reason, base, exc)
+            except ApiError as exc:
+                if once and isinstance(exc, Conflict):  # AlreadyExists: recorded before
+                    log.debug("event %s on %s was recorded already", reason, base)
+                    return
+                if delay is None or not isinstance(exc, ServerError | Timeout):
+                    log.warning("could not record event %s on %s: %s", reason, base, exc)
+                    return
+            await asyncio.sleep(delay)

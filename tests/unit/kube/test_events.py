@@ -75,3 +75,40 @@ async def test_once_already_recorded_is_quiet(
             message="m", once=True,
         )  # fmt: skip
     assert caplog.records == []
+
+
+class Flaky(Created):
+    """Fails with `statuses` first, then succeeds."""
+
+    def __init__(self, *statuses: int) -> None:
+        super().__init__()
+        self.statuses = list(statuses)
+
+    async def __call__(self, _namespace: str, body: Any, **kw: Any) -> Any:
+        if self.statuses:
+            self.bodies.append(body)
+            raise ApiException(status=self.statuses.pop(0), reason="x")
+        return await super().__call__(_namespace, body, **kw)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "attempts"),
+    [
+        pytest.param((503,), 2, id="an-unavailable-apiserver-is-retried"),
+        pytest.param((503, 429), 3, id="twice"),
+        pytest.param((503, 503, 503), 3, id="at-most-three-attempts"),
+        pytest.param((403,), 1, id="forbidden-is-not-retried"),
+    ],
+)
+async def test_an_event_is_retried_while_the_apiserver_is_unavailable(
+    monkeypatch: pytest.MonkeyPatch, statuses: tuple[int, ...], attempts: int
+) -> None:
+    flaky = Flaky(*statuses)
+    monkeypatch.setattr(client.CoreV1Api, "create_namespaced_event", flaky)
+    monkeypatch.setattr("signer.kube.events.RETRY_DELAYS", (0.0, 0.0))
+    async with client.ApiClient() as api:
+        raw = {"metadata": {"name": "web", "uid": "u-1"}}
+        await EventRecorder(api).record(
+            raw, api_version="v1", kind="Thing", type_="Normal", reason="Issued", message="m"
+        )
+    assert len(flaky.bodies) == attempts

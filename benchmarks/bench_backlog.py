@@ -8,7 +8,8 @@ controller's cache (pending CSRs only) is nearly empty. This one holds the cache
    (`csr_signer_decisions_total{outcome="abstain"}`), its RSS with the backlog held;
 2. then `--burst` CSRs (default 10,000) from a ServiceAccount the policy approves, created
    as fast as `--concurrency` clients can: the time from the first create to the last
-   certificate seen by a watch, and the RSS again, the backlog still held.
+   certificate seen by a watch, and the RSS again, the backlog still held;
+3. a restart: the time until the relisted backlog is judged again, and the RSS.
 
     .venv/bin/python benchmarks/bench_backlog.py [--pending 10000] [--burst 10000]
 """
@@ -32,10 +33,16 @@ from csr_signer_dev.controlplane import ControlPlane, free_port
 from csr_signer_dev.identities import api_client, serviceaccount_credentials
 from kubernetes_asyncio import client
 
-from benchmarks.bench_controller import SIGNER, Observer, burst, create, csr_pems, stop
-from benchmarks.harness import controller_argv, controller_env, rss_mib
+from benchmarks.bench_controller import SIGNER, burst, create, csr_pems
+from benchmarks.harness import (
+    Observer,
+    controller_argv,
+    controller_env,
+    rss_mib,
+    stop,
+    watch_issued,
+)
 from benchmarks.targets import BACKLOG_RSS_MB, Target, verdict
-from signer.kube.watching import list_and_watch
 
 _ABSTAIN = re.compile(r'^csr_signer_decisions_total\{[^}]*outcome="abstain"[^}]*\}\s+(\S+)$')
 
@@ -85,14 +92,7 @@ async def main(args: argparse.Namespace) -> int:
         creds = await serviceaccount_credentials(admin, session.DEMO_NAMESPACE, "app")
         api = await api_client(cp, creds)
         api.configuration.connection_pool_maxsize = args.concurrency * 2
-        observer = Observer()
-        watch = asyncio.create_task(
-            list_and_watch(
-                client.CertificatesV1Api(admin).list_certificate_signing_request,
-                observer.handlers(),
-                field_selector=f"spec.signerName={SIGNER}",
-            )
-        )
+        observer, watch = watch_issued(admin, SIGNER)
         pems = csr_pems(64)
         port = free_port()
         argv = controller_argv(
@@ -122,6 +122,24 @@ async def main(args: argparse.Namespace) -> int:
             )
         finally:
             stop(proc)
+        # 3. A restart: the relist brings the whole backlog back, and every CSR in it is
+        # decided again (no new Pending Event: their names derive from the UIDs).
+        proc = start(argv)
+        try:
+            started = time.monotonic()
+            while await asyncio.to_thread(abstained, port) < args.pending:
+                if time.monotonic() - started > 900:
+                    raise TimeoutError("the restarted controller did not judge the backlog")
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(2)
+            restarted, peak = rss_mib(proc.pid)
+            print(
+                f"restart: the backlog relisted and judged in {time.monotonic() - started:.0f}s; "
+                f"RSS {restarted:.0f} MB (peak {peak:.0f})",
+                flush=True,
+            )
+        finally:
+            stop(proc)
             watch.cancel()
             await api.close()
             await admin.close()
@@ -131,6 +149,7 @@ async def main(args: argparse.Namespace) -> int:
             Target(
                 f"RSS after a {args.burst}-CSR burst, backlog held", after, BACKLOG_RSS_MB, "MB"
             ),
+            Target("RSS after a restart that relists the backlog", restarted, BACKLOG_RSS_MB, "MB"),
         ]
     )
 
@@ -140,5 +159,5 @@ if __name__ == "__main__":
     parser.add_argument("--pending", type=int, default=10000)
     parser.add_argument("--burst", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=0, help="0: adaptive (the default)")
     raise SystemExit(asyncio.run(main(parser.parse_args())))

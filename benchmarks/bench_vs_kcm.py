@@ -54,7 +54,13 @@ from csr_signer_dev.controlplane import ControlPlane
 from csr_signer_dev.identities import api_client, serviceaccount_credentials
 from kubernetes_asyncio import client
 
-from benchmarks.harness import controller_argv, controller_env, rss_mib
+from benchmarks.harness import (
+    controller_argv,
+    controller_env,
+    rss_mib,
+    stop,
+    watch_issued,
+)
 from benchmarks.targets import (
     CPU_MS_PER_CSR,
     KCM_LATENCY_P99_MS,
@@ -65,7 +71,6 @@ from benchmarks.targets import (
     verdict,
 )
 from signer.kube.client import as_body
-from signer.kube.watching import Handlers, list_and_watch
 from signer.pki.ca import generate_root
 
 OUR_SIGNER = "csr-signer.dev/cluster-local"
@@ -144,32 +149,6 @@ def request_pem(s: Shape, i: int) -> str:
         )
     csr = builder.sign(KEYS[i % len(KEYS)], hashes.SHA256())
     return base64.b64encode(csr.public_bytes(serialization.Encoding.PEM)).decode()
-
-
-class Observer:
-    """A watch on every CSR: when each one got its certificate."""
-
-    def __init__(self) -> None:
-        self.issued: dict[str, float] = {}
-
-    def _see(self, raw: dict[str, Any]) -> None:
-        name = raw["metadata"]["name"]
-        if (raw.get("status") or {}).get("certificate") and name not in self.issued:
-            self.issued[name] = time.monotonic()
-
-    def handlers(self) -> Handlers:
-        return Handlers(
-            on_list=lambda items: [self._see(i) for i in items] and None,
-            on_event=lambda _kind, raw: self._see(raw),
-        )
-
-    async def wait(self, names: list[str], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not all(n in self.issued for n in names):
-            if time.monotonic() > deadline:
-                missing = [n for n in names if n not in self.issued]
-                raise TimeoutError(f"{len(missing)} CSRs not issued, e.g. {missing[:3]}")
-            await asyncio.sleep(0.02)
 
 
 @dataclass
@@ -266,16 +245,6 @@ def start_product(
     return subprocess.Popen(argv, stdout=log, stderr=log)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 async def allow_node_client_csrs(admin: client.ApiClient) -> None:
     """What kcm's approver asks (SubjectAccessReview) before approving a node client CSR."""
     rbac = client.RbacAuthorizationV1Api(admin)
@@ -321,13 +290,7 @@ async def one_run(product: str, run: int, args: argparse.Namespace, kcm: Path) -
         requester = await api_client(cp, creds)
         for api in (admin, requester):
             api.configuration.connection_pool_maxsize = args.clients * 2
-        observer = Observer()
-        watch = asyncio.create_task(
-            list_and_watch(
-                client.CertificatesV1Api(admin).list_certificate_signing_request,
-                observer.handlers(),
-            )
-        )
+        observer, watch = watch_issued(admin)
         clients = Clients(requester, admin)
         server_pids = cp.pids()
         proc = start_product(product, cp, prepared, kcm, args.profile, tuple(args.csr_signer_arg))
@@ -338,14 +301,14 @@ async def one_run(product: str, run: int, args: argparse.Namespace, kcm: Path) -
                 pid = child_pid(pid)
             warm = shape(product, "approve+sign")
             await burst(clients, warm, "warm", 50, args.clients)
-            await observer.wait([f"warm-{i:05d}" for i in range(50)], 120)
+            await observer.wait_all([f"warm-{i:05d}" for i in range(50)], 120)
             for workload in WORKLOADS:
                 s = shape(product, workload)
                 prefix = workload.replace("+", "-")
                 names = [f"{prefix}-{i:05d}" for i in range(args.csrs)]
                 before = {n: cpu_ms(p) for n, p in {**server_pids, "ctl": pid}.items()}
                 start = await burst(clients, s, prefix, args.csrs, args.clients)
-                await observer.wait(names, 900)
+                await observer.wait_all(names, 900)
                 after = {n: cpu_ms(p) for n, p in {**server_pids, "ctl": pid}.items()}
                 elapsed = max(observer.issued[n] for n in names) - start
                 latencies = [observer.issued[n] - clients.started[n] for n in names]
@@ -358,7 +321,7 @@ async def one_run(product: str, run: int, args: argparse.Namespace, kcm: Path) -
             names = await paced(
                 clients, shape(product, "approve+sign"), "paced", args.rate, args.seconds
             )
-            await observer.wait(names, 300)
+            await observer.wait_all(names, 300)
             latencies = [observer.issued[n] - clients.started[n] for n in names]
             result["paced_p99"] = percentile(latencies, 0.99) * 1000
             result["rss"] = rss_mib(pid)[0]

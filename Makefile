@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint install bench binaries manifests clean
+.PHONY: run test lint install bench binaries manifests image lock clean
 
 # The runtime (csr-signer, with the test tools) and the dev harness beside it
 # (csr-signer-dev in dev/: `csr-signer local ...`, the control plane for e2e).
@@ -25,6 +25,16 @@ binaries: $(STAMP)
 manifests: $(STAMP)
 	$(BIN)/csr-signer local helm manifests --write
 
+# The controller image from the unchanged Dockerfile, with buildah on a stand-in
+# base (Debian packages; installed with apt-get when missing), smoke-run and
+# exported to build/csr-signer-<version>.oci.tar. README: "The image".
+image: $(STAMP)
+	$(BIN)/csr-signer local image build
+
+# Regenerate the image's hash-pinned lock files (requirements/*.txt) from PyPI.
+lock: $(STAMP)
+	$(BIN)/csr-signer local image lock
+
 run: $(STAMP)
 	$(BIN)/csr-signer local run
 
@@ -34,7 +44,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint binaries
+test: lint binaries image
 	$(BIN)/pytest -q
 
 bench: $(STAMP) binaries

@@ -11,7 +11,10 @@ installed: in a source checkout after `make install`, never in the image.
 - `local build` only fills the cache with kube-apiserver, etcd and kubectl;
 - `local helm build` does the same for the pinned helm, and
   `local helm manifests [--write]` renders deploy/manifests.yaml with it;
-  `--write` first copies policies/*.yaml into the chart (its files/policies/).
+  `--write` first copies policies/*.yaml into the chart (its files/policies/);
+- `local image build` builds the Dockerfile with buildah on the stand-in base,
+  smoke-runs it and exports an OCI archive (`make image`); `local image lock`
+  regenerates the hash-pinned requirements/*.txt it installs from (`make lock`).
 
 The environment is read once per command (`settings.from_environment()`) and
 passed down from here.
@@ -33,7 +36,7 @@ from signer.commands import CliError
 from signer.config import ConfigError, load_settings
 from signer.logs import configure_logging
 
-from csr_signer_dev import binaries, gobuild, helm, settings
+from csr_signer_dev import binaries, gobuild, helm, image, pylock, settings
 from csr_signer_dev.controlplane import ControlPlane, ControlPlaneError
 
 
@@ -80,6 +83,34 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     )
     manifests.set_defaults(func=cmd_helm_manifests)
 
+    image_parser = group.add_parser(
+        "image", help="the controller image: built with buildah from the unchanged Dockerfile"
+    )
+    image_group = image_parser.add_subparsers(
+        dest="image_command", required=True, metavar="COMMAND"
+    )
+    image_build = image_group.add_parser(
+        "build",
+        help="install the tools (Debian packages), build the Dockerfile on the stand-in base, "
+        "smoke-run the image read-only as UID 65532 with no network, export an OCI archive",
+    )
+    image_build.add_argument(
+        "--repo", type=Path, default=settings.CHECKOUT, help="repository root (its Dockerfile)"
+    )
+    image_build.add_argument(
+        "--archive",
+        type=Path,
+        help="OCI archive to write (default: build/csr-signer-<tag>.oci.tar)",
+    )
+    image_build.set_defaults(func=cmd_image_build)
+    image_lock = image_group.add_parser(
+        "lock",
+        help=f"regenerate {pylock.RUNTIME_LOCK} and {pylock.BUILD_LOCK} "
+        f"(pip-compile --generate-hashes, pip-tools {pylock.PIP_TOOLS_VERSION})",
+    )
+    image_lock.add_argument("--repo", type=Path, default=settings.CHECKOUT, help="repository root")
+    image_lock.set_defaults(func=cmd_image_lock)
+
 
 def cmd_build(_args: argparse.Namespace) -> int:
     dev = settings.from_environment()
@@ -125,6 +156,43 @@ def cmd_helm_manifests(args: argparse.Namespace) -> int:
         (args.repo / "deploy" / "manifests.yaml").write_text(text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def cmd_image_build(args: argparse.Namespace) -> int:
+    """`make image`: build, smoke-run, export; print size, layers and timings."""
+    dev = settings.from_environment()
+    engine = image.Engine.for_settings(dev)
+    try:
+        built = image.build(engine, dev, repo=args.repo)
+        smoke_started = time.monotonic()
+        passed = image.smoke(engine, built.name)
+        smoke_seconds = time.monotonic() - smoke_started
+        archive = image.export_oci(
+            engine, built.name, args.archive or image.default_archive(args.repo)
+        )
+    except gobuild.BuildError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"image:      {built.name} ({built.image_id[:12]})")
+    print(
+        f"size:       {built.size / 1e6:.1f} MB (stand-in base {built.base}: {built.base_size / 1e6:.1f} MB)"
+    )
+    print("layers:")
+    for layer in built.layers:
+        print(f"  {layer.size / 1e6:8.1f} MB  {layer.created_by[:90]}")
+    print(f"smoke:      {'; '.join(passed)} ({smoke_seconds:.1f}s)")
+    print(f"archive:    {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
+    print(f"build took: {built.seconds:.1f}s")
+    print(f"podman:     {' '.join(engine.podman_argv())}")
+    return 0
+
+
+def cmd_image_lock(args: argparse.Namespace) -> int:
+    try:
+        for path in pylock.lock(repo=args.repo):
+            print(path)
+    except gobuild.BuildError as exc:
+        raise CliError(str(exc)) from exc
     return 0
 
 

@@ -131,7 +131,7 @@ def go_build(
     """
     root = entry.parent
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f".{entry.name}.lock"):
+    with locked(root / f".{entry.name}.lock"):
         if complete(entry):
             return entry
         if go is None:
@@ -205,7 +205,8 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive file lock on `path`: one builder at a time per cache entry."""
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -414,16 +414,22 @@ def smoke_checks() -> tuple[SmokeCheck, ...]:
     )
 
 
-def locked_down_run_args(engine: Engine) -> list[str]:
-    """How the smoke checks run the image: read-only root, UID 65532, no network, no caps."""
+def locked_down_run_args(
+    engine: Engine, *, network: str = "none", detach: bool = False
+) -> list[str]:
+    """`podman run` as the chart runs the image: read-only root, UID 65532, no capabilities.
+
+    The smoke checks run with no network and are removed when they exit; an e2e
+    runs detached (kept until removed, for its logs) on the host's network.
+    """
     return [
         "run",
-        "--rm",
+        "--detach" if detach else "--rm",
         "--read-only",
         "--user",
         IMAGE_USER,
         "--network",
-        "none",
+        network,
         "--cap-drop",
         "all",
         "--security-opt",

@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint install bench binaries manifests image lock clean
+.PHONY: run test lint install bench binaries manifests image lock e2e-node clean
 
 # The runtime (csr-signer, with the test tools) and the dev harness beside it
 # (csr-signer-dev in dev/: `csr-signer local ...`, the control plane for e2e).
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml dev/pyproject.toml
 install: $(STAMP)
 
 binaries: $(STAMP)
-	$(BIN)/csr-signer local build
+	$(BIN)/csr-signer local build --node
 	$(BIN)/csr-signer local helm build
 
 manifests: $(STAMP)
@@ -46,6 +46,11 @@ lint: $(STAMP)
 
 test: lint binaries image
 	$(BIN)/pytest -q
+
+# Only the chart on a real node (containerd, kubelet, ...; root): tests/node.
+# `make test` runs these too.
+e2e-node: binaries image
+	$(BIN)/pytest -q tests/node
 
 bench: $(STAMP) binaries
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -89,40 +89,13 @@ def build_into_cache(settings: DevSettings, *, log: bool = True) -> Path:
 
 
 def _plan(go: Go) -> list[Module]:
-    """kube-apiserver and kubectl from k8s.io/kubernetes; etcd from its server module.
-
-    k8s.io/kubernetes points its staging modules at ./staging with `replace`
-    directives that do not apply to a dependent module, and requires them at
-    v0.0.0; our build module replaces each with its published release.
-    """
-    gomod = go.gomod("k8s.io/kubernetes", KUBERNETES_VERSION)
-    staging = sorted(set(_STAGING_REPLACE.findall(gomod)))
-    if not staging:
-        raise BuildError("found no staging replace directives in k8s.io/kubernetes go.mod")
-    ldflags = (
-        f"-s -w -X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}"
-        f" -X k8s.io/client-go/pkg/version.gitVersion={KUBERNETES_VERSION}"
-    )
-    kubernetes = Module(
-        path="csr-signer.local/kubernetes-build",
-        go_directive=go_directive(gomod, "1.26"),
-        requires=(f"k8s.io/kubernetes {KUBERNETES_VERSION}",),
-        replaces=tuple(f"{m} => {m} {STAGING_VERSION}" for m in staging),
-        binaries=(
-            Binary(
-                "kube-apiserver",
-                "k8s.io/kubernetes/cmd/kube-apiserver",
-                version_args=("--version",),
-                version=KUBERNETES_VERSION,
-                ldflags=ldflags,
-            ),
-            Binary(
-                "kubectl",
-                "k8s.io/kubernetes/cmd/kubectl",
-                version_args=("version", "--client"),
-                version=KUBERNETES_VERSION,
-                ldflags=ldflags,
-            ),
+    """kube-apiserver and kubectl from k8s.io/kubernetes; etcd from its server module."""
+    kubernetes = kubernetes_module(
+        go,
+        "csr-signer.local/kubernetes-build",
+        (
+            ("kube-apiserver", "cmd/kube-apiserver", ("--version",)),
+            ("kubectl", "cmd/kubectl", ("version", "--client")),
         ),
     )
     etcd = Module(
@@ -139,6 +112,42 @@ def _plan(go: Go) -> list[Module]:
         ),
     )
     return [kubernetes, etcd]
+
+
+def kubernetes_module(
+    go: Go, path: str, commands: tuple[tuple[str, str, tuple[str, ...]], ...]
+) -> Module:
+    """A build module for `(name, cmd/..., version args)` commands of k8s.io/kubernetes.
+
+    k8s.io/kubernetes points its staging modules at ./staging with `replace`
+    directives that do not apply to a dependent module, and requires them at
+    v0.0.0; the build module replaces each with its published release. Every
+    binary must report KUBERNETES_VERSION.
+    """
+    gomod = go.gomod("k8s.io/kubernetes", KUBERNETES_VERSION)
+    staging = sorted(set(_STAGING_REPLACE.findall(gomod)))
+    if not staging:
+        raise BuildError("found no staging replace directives in k8s.io/kubernetes go.mod")
+    ldflags = (
+        f"-s -w -X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}"
+        f" -X k8s.io/client-go/pkg/version.gitVersion={KUBERNETES_VERSION}"
+    )
+    return Module(
+        path=path,
+        go_directive=go_directive(gomod, "1.26"),
+        requires=(f"k8s.io/kubernetes {KUBERNETES_VERSION}",),
+        replaces=tuple(f"{m} => {m} {STAGING_VERSION}" for m in staging),
+        binaries=tuple(
+            Binary(
+                name,
+                f"k8s.io/kubernetes/{command}",
+                version_args=version_args,
+                version=KUBERNETES_VERSION,
+                ldflags=ldflags,
+            )
+            for name, command, version_args in commands
+        ),
+    )
 
 
 def _from_dir(directory: Path, *, require_kubectl: bool) -> Binaries | None:

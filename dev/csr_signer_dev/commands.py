@@ -36,7 +36,16 @@ from signer.commands import CliError
 from signer.config import ConfigError, load_settings
 from signer.logs import configure_logging
 
-from csr_signer_dev import binaries, gobuild, helm, image, pylock, settings
+from csr_signer_dev import (
+    binaries,
+    gobuild,
+    helm,
+    image,
+    node,
+    nodebinaries,
+    pylock,
+    settings,
+)
 from csr_signer_dev.controlplane import ControlPlane, ControlPlaneError
 
 
@@ -48,8 +57,19 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     group = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
     up = group.add_parser("up", help="start kube-apiserver + etcd on loopback until interrupted")
     up.add_argument("--kubeconfig-out", type=Path, help="also write the admin kubeconfig here")
+    up.add_argument(
+        "--node",
+        action="store_true",
+        help="also a real node (root): containerd, kubelet, kube-proxy, scheduler, "
+        "controller-manager, with the image (`make image`) imported",
+    )
     up.set_defaults(func=cmd_up)
     build = group.add_parser("build", help="build (or find) the pinned control-plane binaries")
+    build.add_argument(
+        "--node",
+        action="store_true",
+        help="also a node's: kubelet, kube-scheduler, kube-controller-manager, kube-proxy, pause",
+    )
     build.set_defaults(func=cmd_build)
     run = group.add_parser(
         "run",
@@ -112,17 +132,21 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     image_lock.set_defaults(func=cmd_image_lock)
 
 
-def cmd_build(_args: argparse.Namespace) -> int:
+def cmd_build(args: argparse.Namespace) -> int:
     dev = settings.from_environment()
     started = time.monotonic()
     try:
         found = binaries.resolve(dev)
+        node = nodebinaries.resolve(dev) if args.node else None
     except gobuild.BuildError as exc:
         raise CliError(str(exc)) from exc
     print(f"kube-apiserver: {found.kube_apiserver}")
     print(f"etcd:           {found.etcd}")
     print(f"kubectl:        {found.kubectl}")
     print(f"cache size:     {gobuild.size_bytes(binaries.cache_entry(dev)) / 1e6:.0f} MB")
+    if node is not None:
+        print(f"node binaries:  {node} ({', '.join(nodebinaries.NAMES)})")
+        print(f"node size:      {gobuild.size_bytes(node) / 1e6:.0f} MB")
     print(f"took:           {time.monotonic() - started:.1f}s")
     return 0
 
@@ -209,18 +233,36 @@ def wait_for_signal() -> None:
         pass
 
 
-def start_control_plane() -> ControlPlane:
+def start_control_plane(*, node_ip: str | None = None) -> ControlPlane:
     try:
-        cp = ControlPlane(binaries.resolve(settings.from_environment()))
+        cp = ControlPlane(binaries.resolve(settings.from_environment()), node_ip=node_ip)
         cp.start()
     except (gobuild.BuildError, ControlPlaneError) as exc:
         raise CliError(str(exc).splitlines()[0]) from exc
     return cp
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    cp = start_control_plane()
+def start_node(cp: ControlPlane) -> node.Node:
+    """A node for `cp` with the controller image imported (built first if needed)."""
+    dev = settings.from_environment()
     try:
+        node.ensure_node_packages()
+        engine = image.Engine.for_settings(dev)
+        built = image.build(engine, dev)
+        running = node.Node(cp, nodebinaries.resolve(dev), engine, (built.name,))
+        running.start()
+    except (gobuild.BuildError, ControlPlaneError) as exc:
+        raise CliError(str(exc)) from exc
+    return running
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    cp = start_control_plane(node_ip=node.node_ip() if args.node else None)
+    running: node.Node | None = None
+    try:
+        if args.node:
+            running = start_node(cp)
+            print(f"node {running.name} Ready in {running.ready_seconds:.1f}s ({running.workdir})")
         kubeconfig = cp.kubeconfig(path=args.kubeconfig_out)
         print(f"control plane ready in {cp.started_seconds:.1f}s at {cp.url}")
         print(f"kubeconfig: {kubeconfig}")
@@ -230,6 +272,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         wait_for_signal()
     finally:
+        if running is not None:
+            running.stop()
         cp.stop()
     print("stopped.")
     return 0

@@ -381,6 +381,48 @@ def describe(engine: Engine, name: str, base: str, *, seconds: float = 0.0) -> B
     )
 
 
+PAUSE_IMAGE = "localhost/pause:csr-signer"
+"""The sandbox image a local node's containerd runs (`sandbox_image`)."""
+PAUSE_LABEL = "dev.csr-signer.pause-sha256"
+
+
+def pause_image(engine: Engine, pause: Path, *, name: str = PAUSE_IMAGE) -> str:
+    """`FROM scratch` + the static `pause` binary as /pause; rebuilt only when the binary changes.
+
+    Upstream's pause image cannot be pulled here; the kubelet needs one only as every
+    Pod's first process (see nodebinaries). Runs as 65535, like upstream's.
+    """
+    digest = hashlib.sha256(pause.read_bytes()).hexdigest()
+    found = engine.inspect(name)
+    if found is not None and (found.get("Labels") or {}).get(PAUSE_LABEL) == digest:
+        return name
+    container = engine.buildah("from", "--pull-never", "scratch").strip().splitlines()[-1]
+    try:
+        engine.buildah("copy", "--chmod", "0755", container, str(pause), "/pause")
+        engine.buildah(
+            "config",
+            "--entrypoint",
+            '["/pause"]',
+            "--user",
+            "65535:65535",
+            "--label",
+            f"{PAUSE_LABEL}={digest}",
+            container,
+        )
+        engine.buildah("commit", "--rm", container, name)
+    except BuildError:
+        subprocess.run(engine.buildah_argv("rm", container), capture_output=True, check=False)
+        raise
+    return name
+
+
+def save_docker_archive(engine: Engine, name: str, archive: Path) -> Path:
+    """`name` as a docker-archive (what `ctr images import` reads with its full name)."""
+    archive.unlink(missing_ok=True)
+    engine.podman("save", "--format", "docker-archive", "--output", str(archive), name, timeout=600)
+    return archive
+
+
 @dataclass(frozen=True, slots=True)
 class SmokeCheck:
     """One command run in the image and what its output must contain."""

@@ -23,9 +23,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.node)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(controller_image: tuple[image.Engine, image.Built]) -> Iterator[node.Node]:
-    """The control plane and its node, with the controller image imported; torn down after."""
+    """The control plane and its node, with the controller image imported; torn down when
+    tests/node is done, so the rest of the session does not share the CPU with a kubelet."""
     if os.geteuid() != 0:
         pytest.skip("a node needs root (containerd, kubelet, network namespaces)")
     node.ensure_node_packages(log=False)

@@ -184,6 +184,19 @@ def test_two_pods_from_our_image_run_and_one_holds_the_lease(
         assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
 
 
+def test_the_pdb_counts_both_pods_and_allows_one_disruption(
+    cluster: Node, release: dict[str, bytes]
+) -> None:
+    """kube-controller-manager's disruption controller reads the chart's PDB as in a cluster."""
+
+    def counted() -> dict[str, Any] | None:
+        status = get(cluster, "pdb", "-n", NAMESPACE, RELEASE).get("status", {})
+        return status if status.get("currentHealthy") == 2 else None
+
+    status = wait_for(counted, "the PDB to count two healthy Pods", timeout=60)
+    assert status["disruptionsAllowed"] == 1
+
+
 def test_the_leader_issues_a_csr(cluster: Node, release: dict[str, bytes]) -> None:
     leaf = issue_csr(cluster, "node-e2e-first", release[CLUSTER_LOCAL])
     sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -55,8 +55,11 @@ TOOLS: dict[str, str] = {
     "skopeo": "skopeo",
     "umoci": "umoci",
     "mmdebstrap": "mmdebstrap",
+    "/usr/lib/podman/netavark": "netavark",
 }
-"""Command -> the Debian package that provides it."""
+"""Command (or absolute path) -> the Debian package that provides it. netavark is
+podman's network backend, named explicitly: podman would otherwise pick one by what
+happens to be installed, and record it in the storage on first use."""
 
 IMAGE_USER = "65532:65532"
 """What the image must run as: the chart's runAsUser/runAsGroup."""
@@ -142,7 +145,8 @@ class Engine:
         return ["buildah", *self._storage_args(), *args]
 
     def podman_argv(self, *args: str) -> list[str]:
-        """podman with runc, cgroupfs (no systemd here) and file events, on our storage."""
+        """podman with runc, cgroupfs (no systemd here), file events and netavark, on our
+        storage."""
         return [
             "podman",
             *self._storage_args(),
@@ -152,6 +156,8 @@ class Engine:
             "cgroupfs",
             "--events-backend",
             "file",
+            "--network-backend",
+            "netavark",
             "--tmpdir",
             str(self.runroot / "libpod"),
             *args,
@@ -242,7 +248,7 @@ def qualified(image: str) -> str:
 
 def ensure_tools(*, log: bool = True) -> None:
     """Install the Debian packages of every missing tool (apt-get; a no-op when all exist)."""
-    missing = sorted({pkg for cmd, pkg in TOOLS.items() if shutil.which(cmd) is None})
+    missing = sorted({pkg for probe, pkg in TOOLS.items() if not _installed(probe)})
     if not missing:
         return
     if os.geteuid() != 0:
@@ -259,9 +265,13 @@ def ensure_tools(*, log: bool = True) -> None:
         env=env,
         timeout=1200,
     )
-    still = [cmd for cmd in TOOLS if shutil.which(cmd) is None]
+    still = [probe for probe in TOOLS if not _installed(probe)]
     if still:
         raise BuildError(f"apt-get installed {missing} but {still} are still not on PATH")
+
+
+def _installed(probe: str) -> bool:
+    return Path(probe).is_file() if probe.startswith("/") else shutil.which(probe) is not None
 
 
 def base_tarball(settings: DevSettings, recipe: BaseRecipe, *, log: bool = True) -> Path:

@@ -221,6 +221,27 @@ def test_probes_hit_readyz_and_healthz(cluster: Node, release: dict[str, bytes])
         assert answer.strip(), path
 
 
+def test_readiness_follows_readyz_when_the_ca_secret_goes_away(
+    cluster: Node, release: dict[str, bytes]
+) -> None:
+    """Without its CA a replica's /readyz says 503: the kubelet's readiness probe takes both
+    Pods out (an Unhealthy Event says so) and liveness restarts nothing; back when it returns."""
+    secret = get(cluster, "secret", "-n", NAMESPACE, "csr-signer-ca")
+    for field in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+        secret["metadata"].pop(field, None)
+    kubectl(cluster, "delete", "secret", "-n", NAMESPACE, "csr-signer-ca")
+    try:
+        wait_for(lambda: not ready_pods(cluster), "both Pods NotReady without their CA", 90)
+        events = get(cluster, "events", "-n", NAMESPACE, "--field-selector", "reason=Unhealthy")
+        messages = [e["message"] for e in events["items"]]
+        assert any("Readiness probe failed" in m and "503" in m for m in messages), messages
+    finally:
+        kubectl(cluster, "create", "-f", "-", stdin=json.dumps(secret).encode())
+    wait_for(lambda: len(ready_pods(cluster)) == 2, "both Pods Ready with the CA back", 90)
+    for pod in get(cluster, "pods", "-n", NAMESPACE, "-l", SELECTOR)["items"]:
+        assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
 def test_deleting_the_leader_pod_hands_the_lease_to_the_other(
     cluster: Node, release: dict[str, bytes]
 ) -> None:

@@ -45,6 +45,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint binaries image
+	$(BIN)/csr-signer policy test policies/tests
 	$(BIN)/pytest -q
 
 # Only the chart on a real node (containerd, kubelet, ...; root): tests/node.

@@ -17,8 +17,9 @@ Figures, each measured in every run, runs interleaved (null, ours, null, ours,
 2. latency at a fixed offered load (default 50 CSRs/s for 20 s): p50 and p99
    from the moment the create call returned to the moment a watch saw the
    certificate;
-3. memory (once, after the runs): RSS of the controller process after it
-   issued 10,000 more CSRs, and again after a restart that lists them all.
+3. memory (once, after the runs): RSS of the controller process holding 10,000 CSRs
+   left Pending for a human (the backlog a controller must keep in memory), and again
+   after a restart that lists them all.
 
 The medians over runs are held against the targets in `benchmarks/targets.py`;
 the exit status is 1 when one is missed.
@@ -42,11 +43,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import aiohttp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from csr_signer_dev import session
-from csr_signer_dev.controlplane import ControlPlane
+from csr_signer_dev.controlplane import ControlPlane, free_port
 from csr_signer_dev.identities import api_client, serviceaccount_credentials
 from kubernetes_asyncio import client
 
@@ -101,8 +103,8 @@ class Observer:
             await asyncio.sleep(0.05)
 
 
-async def create(api: client.ApiClient, name: str, pem: str, observer: Observer) -> None:
-    body = {
+def csr_body(name: str, pem: str) -> dict[str, Any]:
+    return {
         "apiVersion": "certificates.k8s.io/v1",
         "kind": "CertificateSigningRequest",
         "metadata": {"name": name},
@@ -112,6 +114,10 @@ async def create(api: client.ApiClient, name: str, pem: str, observer: Observer)
             "usages": ["digital signature", "key encipherment", "server auth"],
         },
     }
+
+
+async def create(api: client.ApiClient, name: str, pem: str, observer: Observer) -> None:
+    body = csr_body(name, pem)
     await client.CertificatesV1Api(api).create_certificate_signing_request(as_body(body))
     observer.created[name] = time.monotonic()
 
@@ -163,7 +169,7 @@ async def paced(
 
 
 def start_controller(
-    mode: str, prepared: session.Prepared, workers: int
+    mode: str, prepared: session.Prepared, workers: int, *, port: int = 0
 ) -> subprocess.Popen[bytes]:
     env = controller_env()
     if mode == "null":
@@ -176,7 +182,7 @@ def start_controller(
         ]
     else:
         argv = controller_argv(
-            prepared, SIGNER, port=0, extra=(f"--workers={workers}", "--log-level=WARNING")
+            prepared, SIGNER, port=port, extra=(f"--workers={workers}", "--log-level=WARNING")
         )
     return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -220,32 +226,64 @@ async def measure(
     return {"throughput": throughput, "p50": p50 * 1000, "p99": p99 * 1000}
 
 
+async def decisions(port: int, outcome: str) -> float:
+    """csr_signer_decisions_total for `outcome`, summed, from the controller's /metrics."""
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                text = await resp.text()
+        except aiohttp.ClientError:
+            return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("csr_signer_decisions_total{") and f'outcome="{outcome}"' in line
+    )
+
+
+async def wait_decided(port: int, count: int, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while await decisions(port, "abstain") < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the controller did not decide {count} pending CSRs")
+        await asyncio.sleep(1)
+
+
 async def memory(
     args: argparse.Namespace,
     prepared: session.Prepared,
-    api: client.ApiClient,
+    admin: client.ApiClient,
     pems: list[str],
-    observer: Observer,
 ) -> tuple[float, float]:
-    """RSS (MB) after issuing `--rss-csrs` more CSRs, and after a restart that lists them."""
-    proc = start_controller("csr-signer", prepared, args.workers)
+    """RSS (MB) holding `--rss-csrs` CSRs left Pending for a human (created by the admin,
+    whom no policy approves), and again after a restart that lists them all."""
+    port = free_port()
+    proc = start_controller("csr-signer", prepared, args.workers, port=port)
     try:
         await asyncio.sleep(3)
-        await burst(api, "rss", args.rss_csrs, args.concurrency, pems, observer)
-        after_issuing, peak = rss_mib(proc.pid)
-        print(
-            f"RSS after issuing {args.rss_csrs} more CSRs: {after_issuing:.0f} MB (peak {peak:.0f})"
-        )
+        names = [f"pending-{i:05d}" for i in range(args.rss_csrs)]
+        todo = list(reversed(names))
+        certs = client.CertificatesV1Api(admin)
+
+        async def creator() -> None:
+            while todo:
+                body = csr_body(todo.pop(), pems[len(todo) % len(pems)])
+                await certs.create_certificate_signing_request(as_body(body))
+
+        await asyncio.gather(*(creator() for _ in range(args.concurrency)))
+        await wait_decided(port, args.rss_csrs)
+        held, peak = rss_mib(proc.pid)
+        print(f"RSS holding {args.rss_csrs} pending CSRs: {held:.0f} MB (peak {peak:.0f})")
     finally:
         stop(proc)
-    proc = start_controller("csr-signer", prepared, args.workers)
+    proc = start_controller("csr-signer", prepared, args.workers, port=port)
     try:
-        await asyncio.sleep(8)
+        await wait_decided(port, args.rss_csrs)
         after_restart, peak = rss_mib(proc.pid)
         print(f"RSS after a restart that listed them all: {after_restart:.0f} MB (peak {peak:.0f})")
     finally:
         stop(proc)
-    return after_issuing, after_restart
+    return held, after_restart
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -269,7 +307,7 @@ async def main(args: argparse.Namespace) -> int:
         for run in range(1, args.runs + 1):
             for mode, runs in results.items():
                 runs.append(await measure(mode, run, args, prepared, api, pems, observer))
-        rss = await memory(args, prepared, api, pems, observer) if args.rss_csrs else None
+        rss = await memory(args, prepared, admin, pems) if args.rss_csrs else None
         watch.cancel()
         await api.close()
         await admin.close()
@@ -297,7 +335,7 @@ async def main(args: argparse.Namespace) -> int:
     ]
     if rss is not None:
         targets += [
-            Target("RSS after issuing", rss[0], RSS_MB, "MB"),
+            Target(f"RSS holding {args.rss_csrs} pending CSRs", rss[0], RSS_MB, "MB"),
             Target("RSS after a restart", rss[1], RSS_MB, "MB"),
         ]
     return verdict(targets)

@@ -12,7 +12,11 @@ target in `benchmarks/targets.py`, and each round's median is shown so the
 spread is visible. Exits 1 when the target is missed.
 
 For comparison, `parse_csr` alone is timed too: the difference is the cost of
-the policy engine itself.
+the policy engine itself. A third loop decides the same requests with two
+`celRules` added to the approving policy (`CEL_RULES`, the requester's namespace
+labels known): the difference from the second loop is what CEL costs, and the
+ratio is the figure to compare across machines (the absolute target assumes an
+unloaded core).
 
     .venv/bin/python benchmarks/bench_decide.py [--calls 4000] [--rounds 5]
 """
@@ -33,10 +37,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.targets import DECIDE_MEDIAN_US, Target, spread, verdict
+from benchmarks.targets import DECIDE_CEL_MEDIAN_US, DECIDE_MEDIAN_US, Target, spread, verdict
 from signer.models import CsrRequest, Outcome, Requester
 from signer.pki.parsing import parse_csr
-from signer.policy import bundled_policies_dir, decide, load_policies
+from signer.policy import PolicySet, bundled_policies_dir, decide, load_policies
+from signer.policy.schema import CelRule
+
+CEL_RULES = (
+    "request.dnsNames.all(n, n.endsWith('.svc') || n.endsWith('.svc.cluster.local') "
+    "|| n.endsWith('.' + requester.namespace))",
+    "requester.namespaceLabels['env'] == 'prod' && request.key.size >= 256",
+)
+LABELS = {"env": "prod", "team": "payments"}
 
 NAMESPACES = 50
 USAGES = ("digital signature", "key encipherment", "server auth")
@@ -58,6 +70,15 @@ def typical_request(namespace: str, service: str) -> CsrRequest:
         request=csr.public_bytes(serialization.Encoding.PEM),
         requester=Requester(username=f"system:serviceaccount:{namespace}:{service}"),
         usages=USAGES,
+    )
+
+
+def with_cel_rules(policies: PolicySet) -> PolicySet:
+    """The bundled policies, with CEL_RULES added to every policy (compiled as at load)."""
+    rules = tuple(CelRule.model_validate({"expression": e}) for e in CEL_RULES)
+    return PolicySet.of(
+        (p.model_copy(update={"cel_rules": rules}) for p in policies.policies),
+        policies.signers.values(),
     )
 
 
@@ -99,7 +120,21 @@ def main() -> int:
     def run_parse(i: int) -> object:
         return parse_csr(pool[i % len(pool)].request)
 
-    loops = {"parse_csr only": run_parse, "decide (parse + policy)": run_decide}
+    cel_policies = with_cel_rules(policies)
+    assert all(
+        decide(r, cel_policies, namespace_labels=LABELS).outcome is Outcome.APPROVE for r in pool
+    )
+    assert decide(pool[0], cel_policies, namespace_labels={}).outcome is Outcome.DENY
+
+    def run_cel(i: int) -> object:
+        return decide(pool[i % len(pool)], cel_policies, namespace_labels=LABELS)
+
+    cel_name = "decide, 2 celRules"
+    loops = {
+        "parse_csr only": run_parse,
+        "decide (parse + policy)": run_decide,
+        cel_name: run_cel,
+    }
     time_calls(run_decide, 2_000)  # warm-up: caches, allocator, branch predictors
     samples: dict[str, list[float]] = {name: [] for name in loops}
     rounds: dict[str, list[float]] = {name: [] for name in loops}
@@ -116,7 +151,17 @@ def main() -> int:
     name = "decide (parse + policy)"
     median = report(name, samples[name], rounds[name])
     print(f"{'policy engine share':<26} median {median - parse_median:7.1f} us")
-    return verdict([Target("decide() median", median, DECIDE_MEDIAN_US, "us")])
+    cel_median = report(cel_name, samples[cel_name], rounds[cel_name])
+    print(
+        f"{'CEL share':<26} median {cel_median - median:7.1f} us   "
+        f"ratio to decide without CEL {cel_median / median:.2f}"
+    )
+    return verdict(
+        [
+            Target("decide() median", median, DECIDE_MEDIAN_US, "us"),
+            Target("decide() with 2 celRules median", cel_median, DECIDE_CEL_MEDIAN_US, "us"),
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -15,14 +15,25 @@ from dataclasses import dataclass
 
 DECIDE_MEDIAN_US = 200.0
 """decide() on a typical cluster-local CSR (parse + signature + policy), median, one core."""
+DECIDE_CEL_MEDIAN_US = 300.0
+"""decide() on the same CSR when the approving policy has two celRules, median, one core."""
+CEL_WORST_RULE_MS = 250.0
+"""The costliest celRules rule the loader admits, on a request at the limits, one call."""
 ISSUE_RATIO = 0.8
 """parse_csr + issue vs. the least cryptography-only loop that yields the same certificate."""
 CONTROLLER_RATIO = 0.8
 """End-to-end CSRs/s vs. the same-stack null controller (not the apiserver's limit)."""
 LATENCY_P99_MS = 1000.0
 """Create returned -> watch saw the certificate, at a steady offered rate."""
-RSS_MB = 150.0
-"""Controller resident memory after a large batch, and after a restart that relists it."""
+RSS_MB = 100.0
+"""Controller resident memory holding 10,000 CSRs left Pending, and after a restart that
+relists them (issue 12)."""
+KCM_RATIO = 1.0
+"""approve+sign CSRs/s, csr-signer defaults vs kube-controller-manager at QPS 1000."""
+CPU_MS_PER_CSR = 3.0
+"""Controller CPU (utime+stime) per approved-and-signed CSR."""
+KCM_LATENCY_P99_MS = 250.0
+"""Create -> certificate seen, at 100 CSRs/s offered (bench_vs_kcm)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,22 +25,33 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from signer.config import Settings
-from signer.kube.client import make_api_client
+from signer.config import MAX_WORKERS, Settings
+from signer.kube.client import make_api_client, observe_latency
 from signer.kube.csrs import CsrClient
-from signer.kube.errors import ApiError
+from signer.kube.errors import ApiError, Forbidden
 from signer.kube.leader import LeaderElector
-from signer.kube.pcrs import PcrClient, list_function
+from signer.kube.namespaces import list_function as namespace_list_function
+from signer.kube.pcrs import PcrClient, watch_pcrs
 from signer.kube.trust import TrustPublisher
 from signer.kube.watching import Handlers, list_and_watch
+from signer.models import Requester
 from signer.pki.ca import CaBundle, CaError, CaTimeError, load_ca_from_secret_data
 from signer.pki.signing import SigningLimits
 from signer.policy import PolicyLoadError, PolicySet, bundled_policies_dir, load_policies
 from signer.policy.loader import fingerprint as policy_fingerprint
 from signer.reactor.cache import CsrCache
-from signer.reactor.pods import PodReconciler, is_final_pcr, is_pcr_key, pcr_key, pcr_lane
+from signer.reactor.concurrency import AdaptiveLimit, FixedLimit
+from signer.reactor.namespaces import NamespaceLabels
+from signer.reactor.pods import (
+    PodReconciler,
+    is_final_pcr,
+    is_pcr_key,
+    pcr_key,
+    pcr_lane,
+    split_key,
+)
 from signer.reactor.queueing import WorkQueue, run_worker
-from signer.reactor.reconcile import Reconciler, RequestCaps, Snapshot
+from signer.reactor.reconcile import UNWRITABLE, Reconciler, RequestCaps, Snapshot
 from signer.reactor.state import is_final, requester_lane
 from signer.telemetry import Telemetry
 from signer.trust import TrustTargets
@@ -93,6 +104,9 @@ class Sources:
                 _ca_check(signer), ok=False, detail=f"secret {namespace}/{name} not loaded"
             )
         readiness.set("policies", ok=False, detail="not loaded yet")
+        self.namespaces = NamespaceLabels()
+        """Every namespace's labels, for `namespaceSelector`s and CEL rules."""
+        readiness.set("namespaces", ok=False, detail="not listed yet")
 
     @property
     def secrets(self) -> frozenset[tuple[str, str]]:
@@ -105,6 +119,8 @@ class Sources:
             cas=dict(self.cas),
             limits=self.limits,
             cluster_domain=self.settings.cluster_domain,
+            namespace_labels=self.namespaces.get,
+            namespaces_synced=self.namespaces.synced,
         )
 
     @property
@@ -265,6 +281,55 @@ class Sources:
             self._ca_versions[secret_ref] = None
             self._secret_changed(secret_ref, secret)
 
+    async def watch_namespaces(
+        self,
+        api: client.ApiClient | None,
+        on_change: Callable[[set[str]], None],
+        *,
+        list_fn: Callable[..., Any] | None = None,
+    ) -> None:
+        """Keep `namespaces` current (metadata only); `on_change` gets the namespaces whose
+        labels changed, so pending requests from them can be decided again. `list_fn`
+        replaces the API's list function (tests)."""
+        if list_fn is None:
+            assert api is not None
+            list_fn = namespace_list_function(api)
+
+        def on_list(items: list[dict[str, Any]]) -> None:
+            changed = self.namespaces.replace(items)
+            self._readiness.set("namespaces", ok=True, detail="")
+            log.info("namespace labels: %d namespaces", len(self.namespaces))
+            if changed:
+                on_change(changed)
+
+        def on_event(kind: str, obj: dict[str, Any]) -> None:
+            if self.namespaces.apply(kind, obj):
+                on_change({str((obj.get("metadata") or {}).get("name", ""))})
+
+        def on_error(exc: ApiError) -> None:
+            self._telemetry.api_error(exc.kind, "watch")
+            if isinstance(exc, Forbidden) and not self.namespaces.synced:
+                # RBAC from before namespace labels (an upgrade that kept its old
+                # ClusterRole): keep signing, with every namespace's labels unknown, so
+                # namespaceSelectors select nobody; say so loudly, and keep retrying.
+                self.namespaces.replace([])
+                self._readiness.set(
+                    "namespaces",
+                    ok=False,
+                    detail=f"cannot list namespaces ({exc}); namespaceSelectors select nobody",
+                )
+                log.error(
+                    "cannot list namespaces (%s): grant list/watch on namespaces "
+                    "(deploy/rbac.yaml); until then namespaceSelectors select nobody",
+                    exc,
+                )
+
+        await list_and_watch(
+            list_fn,
+            Handlers(on_list=on_list, on_event=on_event, on_error=on_error),
+            timeout_seconds=self.settings.watch_timeout_seconds,
+        )
+
     async def watch_ca(self, api: client.ApiClient, secret_ref: tuple[str, str]) -> None:
         core = client.CoreV1Api(api)
         namespace, name = secret_ref
@@ -310,6 +375,14 @@ class Controller:
         """PodCertificateRequests, keyed "pcr:<ns>/<name>" (signer.reactor.pods says why)."""
         # Fair across requesters: one tenant's flood does not delay another's CSR.
         self.queue = WorkQueue(lane_of=self._lane)
+        # --workers 0 (the default): as many reconciles at once as the API's latency
+        # allows (signer.reactor.concurrency); N: exactly N.
+        self.limit = (
+            AdaptiveLimit(maximum=MAX_WORKERS)
+            if settings.workers == 0
+            else FixedLimit(settings.workers)
+        )
+        observe_latency(api, self.limit.observe)
         self._synced: set[str] = set()
         self.stopping = stopping
         """Set to stop: no new work, in-flight writes finish, the Lease is released."""
@@ -325,11 +398,13 @@ class Controller:
                 max_request_bytes=settings.max_request_bytes, max_sans=settings.max_sans
             ),
         )
+        self._pcr_writer = PcrClient(api, identity=settings.identity)
+        """Its version is the one `watch_pcrs` found served."""
         self.pod_reconciler = PodReconciler(
             signer_names=frozenset(settings.signer_names),
             cache=self.pcr_cache,
             queue=self.queue,
-            writer=PcrClient(api, identity=settings.identity),
+            writer=self._pcr_writer,
             snapshot=sources.snapshot,
             metrics=telemetry,
             clock=utcnow,
@@ -365,6 +440,27 @@ class Controller:
                 "reconcile", attributes={"k8s.csr.name": name}
             ):
                 await self.reconciler(name)
+        self._telemetry.set_queue_depth(self.queue.depth)
+        self._telemetry.set_concurrency_limit(self.limit.limit)
+
+    def requeue_namespaces(self, namespaces: set[str]) -> None:
+        """Those namespaces' labels changed: decide their pending requests again.
+
+        A CSR left to a human under the current policies is normally not decided
+        again until they change; a `namespaceSelector` or a CEL rule may now
+        decide it, so its decision is made stale first.
+        """
+        for name in self.cache.names():
+            raw = self.cache.get(name) or {}
+            username = str((raw.get("spec") or {}).get("username", ""))
+            sa = Requester(username=username).serviceaccount
+            if sa is None or sa.namespace not in namespaces:
+                continue
+            self.cache.forget_decision(name, unless=UNWRITABLE)
+            self.queue.add(name)
+        for key in self.pcr_cache.names():
+            if split_key(key)[0] in namespaces:
+                self.queue.add(key)
         self._telemetry.set_queue_depth(self.queue.depth)
 
     def enqueue_all(self) -> None:
@@ -446,24 +542,26 @@ class Controller:
             for signer in self.settings.signer_names
         ]
         if self.settings.pod_certificates:
-            list_pcrs = list_function(self._api)
-            background.extend(
+            background.append(
                 asyncio.create_task(
-                    list_and_watch(
-                        list_pcrs,
-                        self._pcr_handlers(signer),
+                    watch_pcrs(
+                        self._api,
+                        signers=self.settings.signer_names,
+                        handlers=self._pcr_handlers,
+                        writer=self._pcr_writer,
                         timeout_seconds=self.settings.watch_timeout_seconds,
-                        field_selector=f"spec.signerName={signer}",
+                        recheck_seconds=self.settings.resync_seconds,
                     ),
-                    name=f"watch pcrs {signer}",
+                    name="watch pcrs",
                 )
-                for signer in self.settings.signer_names
             )
         background.append(asyncio.create_task(self._resync(), name="resync"))
         background.append(asyncio.create_task(self.trust.run(), name="trust-publisher"))
         workers = [
-            asyncio.create_task(run_worker(self.queue, self._traced), name=f"worker-{i}")
-            for i in range(self.settings.workers)
+            asyncio.create_task(
+                run_worker(self.queue, self._traced, self.limit), name=f"worker-{i}"
+            )
+            for i in range(self.limit.maximum)
         ]
         stop = asyncio.create_task(self.stopping.wait())
         graceful = True
@@ -544,6 +642,10 @@ async def run_app(settings: Settings, *, stop: asyncio.Event | None = None) -> i
         ),
         asyncio.create_task(sources.watch_ca_validity(), name="ca-validity"),
         asyncio.create_task(sources.poll_policies(), name="policy-poll"),
+        asyncio.create_task(
+            sources.watch_namespaces(api, controller.requeue_namespaces),
+            name="namespace-watch",
+        ),
     ]
     status = 0
     try:

@@ -44,7 +44,7 @@ _FLAGS: dict[str, _Flag] = {
     "default_duration_seconds": _Flag(
         "--default-duration", _DURATION, "lifetime when the CSR sets no expirationSeconds"
     ),
-    "workers": _Flag("--workers", "N", "CSRs reconciled in parallel (1-64)"),
+    "workers": _Flag("--workers", "N", "requests reconciled at once (1-64); 0: adaptive, up to 64"),
     "resync_seconds": _Flag("--resync-period", _DURATION, "relist interval"),
     "watch_timeout_seconds": _Flag("--watch-timeout", _DURATION, "server-side watch timeout"),
     "leader_elect": _Flag(

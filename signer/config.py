@@ -20,7 +20,7 @@ injects Docker-link style variables for every Service in the namespace
 Every validation failure becomes one `ConfigError` whose message is one line
 naming the field, the variable and flag that set it, and the problem, e.g.
 ``invalid configuration: workers (CSR_SIGNER_WORKERS / --workers): must be
-between 1 and 64, got 0``.
+between 0 and 64, got 65``.
 
 Durations (``90d``, ``1h30m``, ``500ms``, plain seconds) follow the grammar of
 `signer.durations`, the same one the policy files use.
@@ -62,8 +62,11 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
 _CONFIGMAP_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 
+MAX_WORKERS = 64
+"""The most reconciles at once, fixed (--workers) or adaptive (the default)."""
+
 _RANGES: dict[str, tuple[int, int]] = {
-    "workers": (1, 64),
+    "workers": (0, MAX_WORKERS),
     "resync_seconds": (10, 7 * _DAY),
     "watch_timeout_seconds": (1, 3600),
     "lease_duration_seconds": (2, 3600),
@@ -191,7 +194,8 @@ class Settings(BaseSettings):
     """Upper bound on an issued certificate's lifetime; longer requests are shortened."""
     default_duration_seconds: int = 90 * _DAY
     """Lifetime when the CSR sets no spec.expirationSeconds."""
-    workers: int = 4
+    workers: int = 0
+    """Reconciles at once; 0: adaptive, up to MAX_WORKERS (signer.reactor.concurrency)."""
     resync_seconds: int = 300
     """How often the watcher relists even without events (catches missed updates)."""
     watch_timeout_seconds: int = 290

@@ -90,14 +90,7 @@ def build_into_cache(settings: DevSettings, *, log: bool = True) -> Path:
 
 def _plan(go: Go) -> list[Module]:
     """kube-apiserver and kubectl from k8s.io/kubernetes; etcd from its server module."""
-    kubernetes = kubernetes_module(
-        go,
-        "csr-signer.local/kubernetes-build",
-        (
-            ("kube-apiserver", "cmd/kube-apiserver", ("--version",)),
-            ("kubectl", "cmd/kubectl", ("version", "--client")),
-        ),
-    )
+    kubernetes = kubernetes_module(go, "kube-apiserver", ("kubectl", ("version", "--client")))
     etcd = Module(
         path="csr-signer.local/etcd-build",
         go_directive="1.24",
@@ -114,15 +107,13 @@ def _plan(go: Go) -> list[Module]:
     return [kubernetes, etcd]
 
 
-def kubernetes_module(
-    go: Go, path: str, commands: tuple[tuple[str, str, tuple[str, ...]], ...]
-) -> Module:
-    """A build module for `(name, cmd/..., version args)` commands of k8s.io/kubernetes.
+def kubernetes_module(go: Go, *commands: str | tuple[str, tuple[str, ...]]) -> Module:
+    """A build module for `k8s.io/kubernetes/cmd/<command>` binaries at the pinned release.
 
+    Each command is a name (version flag `--version`) or (name, version arguments).
     k8s.io/kubernetes points its staging modules at ./staging with `replace`
     directives that do not apply to a dependent module, and requires them at
-    v0.0.0; the build module replaces each with its published release. Every
-    binary must report KUBERNETES_VERSION.
+    v0.0.0; our build module replaces each with its published release.
     """
     gomod = go.gomod("k8s.io/kubernetes", KUBERNETES_VERSION)
     staging = sorted(set(_STAGING_REPLACE.findall(gomod)))
@@ -132,22 +123,45 @@ def kubernetes_module(
         f"-s -w -X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}"
         f" -X k8s.io/client-go/pkg/version.gitVersion={KUBERNETES_VERSION}"
     )
-    return Module(
-        path=path,
-        go_directive=go_directive(gomod, "1.26"),
-        requires=(f"k8s.io/kubernetes {KUBERNETES_VERSION}",),
-        replaces=tuple(f"{m} => {m} {STAGING_VERSION}" for m in staging),
-        binaries=tuple(
+    binaries = []
+    for command in commands:
+        name, args = (command, ("--version",)) if isinstance(command, str) else command
+        binaries.append(
             Binary(
                 name,
-                f"k8s.io/kubernetes/{command}",
-                version_args=version_args,
+                f"k8s.io/kubernetes/cmd/{name}",
+                version_args=args,
                 version=KUBERNETES_VERSION,
                 ldflags=ldflags,
             )
-            for name, command, version_args in commands
-        ),
+        )
+    return Module(
+        path="csr-signer.local/kubernetes-build",
+        go_directive=go_directive(gomod, "1.26"),
+        requires=(f"k8s.io/kubernetes {KUBERNETES_VERSION}",),
+        replaces=tuple(f"{m} => {m} {STAGING_VERSION}" for m in staging),
+        binaries=tuple(binaries),
     )
+
+
+KCM_CACHE_KEY = f"kube-controller-manager-{KUBERNETES_VERSION}"
+
+
+def resolve_controller_manager(settings: DevSettings, *, log: bool = True) -> Path:
+    """kube-controller-manager at the pinned release (benchmarks compare against it),
+    built into its own cache entry on first use."""
+    entry = settings.cache_root / KCM_CACHE_KEY
+    binary = entry / "kube-controller-manager"
+    go_build(
+        entry,
+        go=settings.go,
+        env=settings.go_env,
+        plan=lambda go: [kubernetes_module(go, "kube-controller-manager")],
+        complete=lambda e: _executable(e / "kube-controller-manager"),
+        pins={"kubernetes": KUBERNETES_VERSION},
+        log=log,
+    )
+    return binary
 
 
 def _from_dir(directory: Path, *, require_kubectl: bool) -> Binaries | None:

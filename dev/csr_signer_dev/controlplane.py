@@ -277,6 +277,11 @@ class ControlPlane:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def pids(self) -> dict[str, int]:
+        """Process id of each running component ("etcd", "kube-apiserver"): benchmarks read
+        their CPU time from /proc."""
+        return {name: proc.pid for name, proc, _log in self._procs if proc.poll() is None}
+
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = (self.workdir / f"{name}.log").open("wb")
         proc = subprocess.Popen(

@@ -23,13 +23,9 @@ from csr_signer_dev.settings import DevSettings
 NODE_CACHE_KEY = f"node-{KUBERNETES_VERSION}"
 PAUSE_VERSION = "csr-signer-pause-1"
 """What `pause -v` prints: the version of the program below."""
-KUBERNETES_COMMANDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("kubelet", "cmd/kubelet", ("--version",)),
-    ("kube-scheduler", "cmd/kube-scheduler", ("--version",)),
-    ("kube-controller-manager", "cmd/kube-controller-manager", ("--version",)),
-    ("kube-proxy", "cmd/kube-proxy", ("--version",)),
-)
-NAMES = (*(name for name, _cmd, _args in KUBERNETES_COMMANDS), "pause")
+KUBERNETES_COMMANDS = ("kubelet", "kube-scheduler", "kube-controller-manager", "kube-proxy")
+"""k8s.io/kubernetes/cmd/<name>, each answering `--version` with the pinned release."""
+NAMES = (*KUBERNETES_COMMANDS, "pause")
 
 PAUSE_MAIN = f"""\
 // pause: a Pod sandbox's first process. Holds the namespaces open, reaps
@@ -102,5 +98,5 @@ def plan(go: Go) -> list[Module]:
         ),
         sources=(("cmd/pause/main.go", PAUSE_MAIN),),
     )
-    node = kubernetes_module(go, "csr-signer.local/node-build", KUBERNETES_COMMANDS)
+    node = kubernetes_module(go, *KUBERNETES_COMMANDS)
     return [pause, node]

@@ -88,8 +88,11 @@ class CsrClient:
             )
         )
 
-    async def event(self, raw: RawCsr, type_: str, reason: str, message: str) -> None:
-        """Best effort: an Event that cannot be written is logged, never fatal."""
+    async def event(
+        self, raw: RawCsr, type_: str, reason: str, message: str, *, once: bool = False
+    ) -> None:
+        """Best effort: an Event that cannot be written is logged, never fatal. `once`: at
+        most one per CSR and reason, across restarts (`EventRecorder.record`)."""
         await self._events.record(
             raw,
             api_version="certificates.k8s.io/v1",
@@ -97,4 +100,5 @@ class CsrClient:
             type_=type_,
             reason=reason,
             message=message,
+            once=once,
         )

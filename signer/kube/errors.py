@@ -29,6 +29,12 @@ class NotFound(ApiError):
     kind = "not_found"
 
 
+class NotServed(NotFound):
+    """The resource's API version is not served (any more): relisting cannot help, so
+    `list_and_watch` ends and its caller asks discovery again (PCRs: the beta API can be
+    switched off, or replaced by v1). Its metric kind stays `not_found`."""
+
+
 class Conflict(ApiError):
     """409: our copy is stale; re-read and decide again."""
 

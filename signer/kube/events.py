@@ -10,6 +10,7 @@ An Event that cannot be written is logged: it must never fail a decision already
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import secrets
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from signer.kube.client import as_body, read_json
-from signer.kube.errors import ApiError
+from signer.kube.errors import ApiError, Conflict
 
 log = logging.getLogger(__name__)
 EVENT_NAMESPACE = "default"
@@ -43,15 +44,24 @@ class EventRecorder:
         reason: str,
         message: str,
         name_prefix: str = "",
+        once: bool = False,
     ) -> None:
+        """`once`: at most one Event with this reason per object, even across restarts: its
+        name is derived from the object's UID, and AlreadyExists means it was recorded
+        (until the apiserver's --event-ttl, 1 h by default, expires it)."""
         metadata = raw.get("metadata") or {}
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         # Cut to leave room for the suffix; a cut may end in "-" or ".", which a name may not.
         base = f"{name_prefix}{metadata.get('name', kind.lower())}"[:230].rstrip("-.")
+        if once:
+            digest = hashlib.sha256(str(metadata.get("uid", "")).encode()).hexdigest()[:16]
+            suffix = f"{reason.lower()}.{digest}"
+        else:
+            suffix = secrets.token_hex(8)
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{base}.{secrets.token_hex(8)}", "namespace": EVENT_NAMESPACE},
+            "metadata": {"name": f"{base}.{suffix}", "namespace": EVENT_NAMESPACE},
             "involvedObject": {
                 "apiVersion": api_version,
                 "kind": kind,
@@ -76,4 +86,7 @@ class EventRecorder:
                 )
             )
         except ApiError as exc:
+            if once and isinstance(exc, Conflict):  # AlreadyExists: recorded before
+                log.debug("event %s on %s was recorded already", reason, base)
+                return
             log.warning("could not record event %s on %s: %s", reason, base, exc)

@@ -12,15 +12,16 @@ stream) are separate functions that tests drive. Rules:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from signer.kube.client import read_json_sized
-from signer.kube.errors import ApiError, Gone, classify, status_error
+from signer.kube.errors import ApiError, Gone, NotServed, classify, status_error
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ async def watch_once(
         async for line in response.content:
             if not line.strip():
                 continue
-            event = json.loads(line)
+            event = orjson.loads(line)
             kind = event.get("type")
             obj = event.get("object") or {}
             if kind == "ERROR":
@@ -165,7 +166,10 @@ async def list_and_watch(
     backoff: Backoff | None = None,
     **selectors: Any,
 ) -> None:
-    """Forever: list, then watch; relist on 410 and after errors (with backoff)."""
+    """Forever: list, then watch; relist on 410 and after errors (with backoff).
+
+    Ends only by raising `NotServed`, which a list function raises when its API version
+    is gone: the caller, not this loop, knows which version to try next."""
     backoff = backoff or Backoff()
     while True:
         try:
@@ -182,6 +186,8 @@ async def list_and_watch(
                 )
         except Gone as exc:
             log.info("watch %s: %s; relisting", selectors, exc)
+        except NotServed:
+            raise
         except ApiError as exc:
             handlers.on_error(exc)
             delay = backoff.next()

@@ -7,8 +7,10 @@ What kube-apiserver 1.36 checks when a signer writes an `Issued` status
   public key, so the key is read from the request (`pod_key`) and nothing else;
 - `notBefore`/`notAfter` must equal the leaf's, and X.509 times are whole
   seconds, so every time is truncated to whole seconds before it is used;
-- `notBefore` must be within 5 minutes of the apiserver's clock, so there is no
-  backdating (the CSR path backdates 5 minutes: that would sit on the edge);
+- `notBefore` must be within 5 minutes of the apiserver's clock, so the backdate
+  is 1 minute (`POD_BACKDATE`), not the CSR path's 5, which would sit on the edge:
+  enough for a peer whose clock is a little behind ours, and 4 minutes of room for
+  our clock against the apiserver's (never before the CA's own NotBefore);
 - the lifetime must be in [1 h, spec.maxExpirationSeconds]: it is the smallest
   of maxExpirationSeconds, the policy's maxLifetime and the signer's maximum,
   refused below 1 h rather than stretched past a cap, and cut to the CA's
@@ -68,6 +70,8 @@ INVALID_KEY: Final = "InvalidKey"
 MIN_LIFETIME: Final = timedelta(hours=1)
 """The apiserver's floor for an issued pod certificate's lifetime."""
 REFRESH_MARGIN: Final = timedelta(minutes=10)
+POD_BACKDATE: Final = timedelta(minutes=1)
+"""How far NotBefore is set before now (the module docstring says why 1 minute)."""
 """beginRefreshAt must be at least this far from both NotBefore and NotAfter."""
 
 POD_KEY_TYPES: Final = "RSA3072, RSA4096, ECDSAP256, ECDSAP384, ECDSAP521 or ED25519"
@@ -120,6 +124,8 @@ class PodIssued:
     not_after: datetime
     begin_refresh_at: datetime
     serial_number: int
+    issued_at: datetime
+    """The moment of signing (NotBefore is `POD_BACKDATE` earlier, or the CA's NotBefore)."""
     cut_to_ca: bool
     """NotAfter was shortened to the CA's NotAfter (worth a log line: rotate the CA)."""
     certificate: x509.Certificate = field(repr=False, compare=False)
@@ -196,12 +202,12 @@ def issue_pod_certificate(
     lifetime = _lifetime(max_expiration_seconds, max_lifetime, signer_max)
     if isinstance(lifetime, Refusal):
         return lifetime
-    not_before = now
-    not_after = now + lifetime
+    not_before = max(now - POD_BACKDATE, ca.not_before.astimezone(UTC).replace(microsecond=0))
+    not_after = not_before + lifetime
     cut_to_ca = not_after > ca.not_after
     if cut_to_ca:
         not_after = ca.not_after.astimezone(UTC).replace(microsecond=0)
-        if not_after - not_before < MIN_LIFETIME:
+        if not_after - now < MIN_LIFETIME:  # from now: the backdate is not lifetime
             return Refusal(
                 reason="CAExpiresSoon",
                 message=f"the signing CA {ca.identity} expires at {ca.not_after.isoformat()}, "
@@ -230,6 +236,7 @@ def issue_pod_certificate(
         not_after=not_after,
         begin_refresh_at=begin_refresh_at(not_before, not_after, pod_uid),
         serial_number=cert.serial_number,
+        issued_at=now,
         cut_to_ca=cut_to_ca,
         certificate=cert,
     )
@@ -260,7 +267,7 @@ def status_for(
 ) -> dict[str, Any]:
     """The PodCertificateRequest status for `issued`, exactly as `/status` must receive it.
 
-    lastTransitionTime is the certificate's NotBefore: the moment of issuance.
+    lastTransitionTime is the moment of issuance (NotBefore is backdated).
     """
     if message is None:
         message = (
@@ -268,7 +275,7 @@ def status_for(
             f"{rfc3339(issued.not_after)}"
         )
     return {
-        "conditions": [_condition("Issued", reason, message, issued.not_before)],
+        "conditions": [_condition("Issued", reason, message, issued.issued_at)],
         "certificateChain": issued.chain_pem.decode("ascii"),
         "notBefore": rfc3339(issued.not_before),
         "beginRefreshAt": rfc3339(issued.begin_refresh_at),

@@ -15,6 +15,8 @@ made"):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from signer.models import CsrRequest, CsrView, Decision, Outcome
 from signer.pki.parsing import CsrParseError, parse_csr
 from signer.policy.evaluation import RequestFacts, Violation, evaluate, quote
@@ -30,11 +32,14 @@ def decide(
     *,
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN,
     parsed: CsrView | None = None,
+    namespace_labels: Mapping[str, str] | None = None,
 ) -> Decision:
     """Approve, deny or abstain on `request`, with every reason; never raises for a bad CSR.
 
     `parsed` is `parse_csr(request.request)` when the caller already has it (the
     controller parses once for deciding and signing); it is trusted as is.
+    `namespace_labels` are the labels of the requester's namespace, None when
+    they are unknown (not a ServiceAccount, or a namespace not seen).
     """
     signer_name = request.signer_name
     if not policies.governs(signer_name):
@@ -49,7 +54,7 @@ def decide(
             message = f"spec.request: {message}"
         return Decision(Outcome.DENY, reasons=(message,))
 
-    candidates = applicable(policies, signer_name, request.requester)
+    candidates = applicable(policies, signer_name, request.requester, namespace_labels)
     if not candidates:
         outcome = policies.when_no_policy_applies(signer_name)
         reason = (
@@ -65,6 +70,7 @@ def decide(
         csr,
         cluster_domain=cluster_domain,
         max_dns_names=policies.max_dns_names(signer_name),
+        namespace_labels=namespace_labels,
     )
     violations: list[Violation] = []
     for policy in candidates:

@@ -14,12 +14,13 @@ flood a condition message. Key material is never quoted.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
 from signer.models import CsrRequest, CsrView, KeyInfo, Requester, Usage
 from signer.pki.keys import RSA_EXPONENT
+from signer.policy.celrules import Activation, Variables, evaluate_rules
 from signer.policy.patterns import Bindings, Pattern
 from signer.policy.schema import (
     CURVES,
@@ -39,7 +40,8 @@ F_SUBJECT = "spec.request subject"
 F_CA = "spec.request basicConstraints"
 F_KEY = "spec.request publicKey"
 F_USAGES = "spec.usages"
-FIELDS = (F_DNS, F_IPS, F_URIS, F_EMAILS, F_OTHER_SANS, F_SUBJECT, F_CA, F_KEY, F_USAGES)
+F_CEL = "celRules"
+FIELDS = (F_DNS, F_IPS, F_URIS, F_EMAILS, F_OTHER_SANS, F_SUBJECT, F_CA, F_KEY, F_USAGES, F_CEL)
 """The order in which violations are reported."""
 _MAX_QUOTED = 256
 MAX_VIOLATIONS_PER_FIELD = 20
@@ -68,6 +70,8 @@ class RequestFacts:
     bindings: Bindings
     requester: str
     """How reasons name the requester: `requester namespace "ns"` or `requester "user"`."""
+    activation: Activation
+    """The request as `celRules` see it, converted to CEL at most once."""
     max_dns_names: int = DEFAULT_MAX_DNS_NAMES
     """The signer's default for policies that set no `allowed.maxDnsNames`."""
 
@@ -79,15 +83,42 @@ class RequestFacts:
         *,
         cluster_domain: str,
         max_dns_names: int = DEFAULT_MAX_DNS_NAMES,
+        namespace_labels: Mapping[str, str] | None = None,
     ) -> RequestFacts:
         bindings, who = bind(request.requester, cluster_domain=cluster_domain)
+        activation = _csr_activation(request, csr, namespace_labels)
         return cls(
             csr=csr,
             usages=request.usages,
             bindings=bindings,
             requester=who,
+            activation=activation,
             max_dns_names=max_dns_names,
         )
+
+
+def _csr_activation(
+    request: CsrRequest, csr: CsrView, namespace_labels: Mapping[str, str] | None
+) -> Activation:
+    """A CSR's variables for `celRules`, not even gathered until a rule runs."""
+
+    def make() -> Variables:
+        return Activation.of(
+            kind="CSR",
+            requester=request.requester,
+            key=csr.key,
+            dns_names=csr.dns_names,
+            ip_addresses=csr.ip_addresses,
+            uris=csr.uris,
+            emails=csr.emails,
+            common_name=csr.common_name,
+            organizations=tuple(a.value for a in csr.subject if a.name == "O"),
+            usages=request.usages,
+            expiration_seconds=request.expiration_seconds,
+            namespace_labels=namespace_labels,
+        ).make()
+
+    return Activation(make)
 
 
 def bind(requester: Requester, *, cluster_domain: str) -> tuple[Bindings, str]:
@@ -158,7 +189,16 @@ def evaluate(policy: Policy, facts: RequestFacts) -> list[Violation]:
 
     for message in _usages(policy, facts.usages):
         add(F_USAGES, message)
+    out.extend(cel_violations(policy, facts.activation))
     return out
+
+
+def cel_violations(policy: Policy, activation: Activation) -> list[Violation]:
+    """The policy's `celRules` that are not true, in order; shared by CSRs and PCRs."""
+    return [
+        Violation(policy.name, f"{F_CEL}[{index}]", message)
+        for index, message in evaluate_rules(policy.cel_rules, activation)
+    ]
 
 
 def not_allowed(

@@ -317,13 +317,83 @@ def _load_file(
 ) -> list[_Document]:
     """The file's documents, validated or not; problems go to `problems`."""
     file = str(path)
+    out: list[_Document] = []
+    for source in read_yaml_documents(
+        file, data, problems, expected="a mapping with signers: and policies:", nodes=nodes
+    ):
+        doc: PolicyDocument | None = None
+        try:
+            doc = PolicyDocument.model_validate(source.data)
+        except ValidationError as exc:
+            problems.extend(source.problems(exc))
+        if doc is not None and not doc.policies and not doc.signers:
+            problems.append(
+                Problem(file, source.line, "", "the document defines no policies or signers")
+            )
+        out.append(_Document(file, source.root, source.data, doc, source.keys))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class YamlDocument:
+    """One YAML document read as policy files are: plain data plus the node tree for lines.
+
+    Other files people write next to policies (`policy test` suites) are read
+    with the same limits, the same refusals (duplicate keys, merge keys, odd
+    tags) and the same `file:line: field: problem` locations.
+    """
+
+    file: str
+    root: yaml.MappingNode
+    data: dict[str, Any]
+    keys: _KeyIndex
+
+    @property
+    def line(self) -> int:
+        """1-based line where the document starts."""
+        return self.root.start_mark.line + 1
+
+    def locate(self, loc: Sequence[int | str]) -> tuple[int, str]:
+        """The line and display path of a location such as ("tests", 0, "csr")."""
+        return _locate(self.root, loc, self.keys)
+
+    def problem(self, loc: Sequence[int | str], message: str) -> Problem:
+        line, field = self.locate(loc)
+        return Problem(self.file, line, field, message)
+
+    def problems(self, exc: ValidationError, prefix: Sequence[int | str] = ()) -> list[Problem]:
+        """One Problem per pydantic error, located in this document.
+
+        `prefix` is where the validated value sits, when it is not the whole document.
+        """
+        out: list[Problem] = []
+        for err in exc.errors(include_url=False):
+            err["loc"] = (*prefix, *err["loc"])
+            out.append(_problem(self.file, self.root, err, self.keys))
+        return out
+
+
+def read_yaml_documents(
+    file: str,
+    data: bytes,
+    problems: list[Problem],
+    *,
+    expected: str,
+    nodes: _NodeCount | None = None,
+) -> list[YamlDocument]:
+    """Every mapping document in `data`; anything wrong goes to `problems`.
+
+    `expected` completes "a document must be ..." for a document that is not
+    a mapping. `nodes` is shared across the files of one load (a fresh count
+    for a file read on its own).
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         problems.append(Problem(file, None, "", "not UTF-8 text"))
         return []
     try:
-        roots = _compose_all(text, nodes)
+        roots = _compose_all(text, nodes if nodes is not None else _NodeCount())
     except _LimitExceeded as exc:
         problems.append(Problem(file, exc.line, "", exc.message))
         return []
@@ -336,26 +406,14 @@ def _load_file(
         problems.append(Problem(file, None, "", f"invalid YAML: {exc}"))
         return []
 
-    out: list[_Document] = []
+    out: list[YamlDocument] = []
     for root in roots:
-        line = root.start_mark.line + 1
         if not isinstance(root, yaml.MappingNode):
-            problems.append(
-                Problem(file, line, "", "a document must be a mapping with signers: and policies:")
-            )
+            line = root.start_mark.line + 1
+            problems.append(Problem(file, line, "", f"a document must be {expected}"))
             continue
         value = _Converter(file, problems).convert(root, "")
-        doc: PolicyDocument | None = None
-        keys: _KeyIndex = {}
-        try:
-            doc = PolicyDocument.model_validate(value)
-        except ValidationError as exc:
-            problems.extend(
-                _problem(file, root, err, keys) for err in exc.errors(include_url=False)
-            )
-        if doc is not None and not doc.policies and not doc.signers:
-            problems.append(Problem(file, line, "", "the document defines no policies or signers"))
-        out.append(_Document(file, root, value, doc, keys))
+        out.append(YamlDocument(file, root, value, {}))
     if not roots:
         problems.append(Problem(file, None, "", "the file holds no YAML document"))
     return out

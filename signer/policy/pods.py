@@ -39,11 +39,13 @@ from typing import Final
 
 from signer.models import Decision, KeyInfo, Outcome, PodGrant, PodRequest
 from signer.pki.keys import below_floor
+from signer.policy.celrules import Activation
 from signer.policy.decide import DEFAULT_CLUSTER_DOMAIN
 from signer.policy.evaluation import (
     MAX_VIOLATIONS_PER_FIELD,
     Violation,
     bind,
+    cel_violations,
     dns_name_allowed,
     key_not_allowed,
     not_allowed,
@@ -96,10 +98,12 @@ def decide_pod(
     policies: PolicySet,
     *,
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN,
+    namespace_labels: Mapping[str, str] | None = None,
 ) -> tuple[Decision, PodGrant | None]:
     """Approve (with the grant to issue), deny or abstain on `request`; never raises.
 
-    The grant is not None exactly when the decision approves.
+    The grant is not None exactly when the decision approves. `namespace_labels`
+    are the labels of the pod's namespace, None when unknown.
     """
     signer_name = request.signer_name
     if not policies.governs(signer_name):
@@ -112,7 +116,7 @@ def decide_pod(
         return Decision(Outcome.DENY, reasons=unknown), None
 
     requester = request.requester
-    matching = applicable(policies, signer_name, requester)
+    matching = applicable(policies, signer_name, requester, namespace_labels)
     candidates = tuple(p for p in matching if p.pod_certificate is not None)
     if not candidates:
         return Decision(Outcome.DENY, reasons=(_no_policy(signer_name, request, matching),)), None
@@ -124,13 +128,24 @@ def decide_pod(
         ), None
 
     bindings, who = bind(requester, cluster_domain=cluster_domain)
+    dns_names = _split(request.annotations.get(DNS_NAMES_ANNOTATION, ""))
+    uris = _split(request.annotations.get(URIS_ANNOTATION, ""))
     facts = _PodFacts(
         request=request,
         bindings=bindings,
         requester=who,
-        dns_names=_split(request.annotations.get(DNS_NAMES_ANNOTATION, "")),
-        uris=_split(request.annotations.get(URIS_ANNOTATION, "")),
+        dns_names=dns_names,
+        uris=uris,
         max_dns_names=policies.max_dns_names(signer_name),
+        activation=Activation.of(
+            kind="PCR",
+            requester=requester,
+            key=request.key,
+            dns_names=dns_names,
+            uris=uris,
+            expiration_seconds=request.max_expiration_seconds,
+            namespace_labels=namespace_labels,
+        ),
     )
     reasons: list[str] = []
     for policy in candidates:
@@ -176,6 +191,8 @@ class _PodFacts:
     """Asked for in the URIs annotation, each once, in order."""
     max_dns_names: int
     """The signer's default for policies that set no `allowed.maxDnsNames`."""
+    activation: Activation
+    """The request as `celRules` see it: the names the pod asks for, its key."""
 
 
 def _evaluate(policy: Policy, facts: _PodFacts) -> tuple[PodGrant | None, list[str]]:
@@ -221,6 +238,7 @@ def _evaluate(policy: Policy, facts: _PodFacts) -> tuple[PodGrant | None, list[s
     if key_problem is not None:
         message = f"{key_problem}; {_key_types_hint(policy)}"
         reasons.append(f"{UNSUPPORTED_KEY_TYPE}: {Violation(name, F_KEY, message)}")
+    reasons.extend(str(v) for v in cel_violations(policy, facts.activation))
     if reasons:
         return None, reasons
     return PodGrant(

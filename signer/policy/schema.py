@@ -22,6 +22,13 @@ from pydantic.alias_generators import to_camel
 
 from signer.durations import parse_duration
 from signer.models import Usage
+from signer.policy.celrules import (
+    MAX_MESSAGE_LENGTH,
+    MAX_RULES,
+    CelError,
+    CelProgram,
+    compile_expression,
+)
 from signer.policy.patterns import Pattern, PatternError, PatternKind
 
 _POLICY_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -171,12 +178,68 @@ class _Model(BaseModel):
     )
 
 
+# Kubernetes label syntax (apimachinery validation.IsQualifiedName / IsValidLabelValue).
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+
+
+def _label_key(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string (a label key)")
+    prefix, slash, name = value.rpartition("/")
+    if not _LABEL_NAME.fullmatch(name) or (
+        slash and (not prefix or len(prefix) > 253 or not _LABEL_PREFIX.fullmatch(prefix))
+    ):
+        raise ValueError(f"{value!r} is not a valid label key (e.g. team or example.com/team)")
+    return value
+
+
+def _label_value(value: Any) -> str:
+    if not isinstance(value, str) or not _LABEL_VALUE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a valid label value (63 characters, [-A-Za-z0-9_.])")
+    return value
+
+
+LabelKey = Annotated[str, PlainValidator(_label_key)]
+LabelValue = Annotated[str, PlainValidator(_label_value)]
+
+
+class LabelSelectorRequirement(_Model):
+    """One `matchExpressions` entry, with the Kubernetes semantics."""
+
+    key: LabelKey
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: tuple[LabelValue, ...] = ()
+
+    @model_validator(mode="after")
+    def _values_fit_the_operator(self) -> LabelSelectorRequirement:
+        # As metav1.LabelSelectorAsSelector: In/NotIn need values, the others none.
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"values must not be empty for operator {self.operator}")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"values must be empty for operator {self.operator}")
+        return self
+
+
+class LabelSelector(_Model):
+    """A Kubernetes label selector: every matchLabels pair and every expression must hold.
+
+    As in Kubernetes, an empty selector (`{}`) selects every namespace.
+    """
+
+    match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    match_expressions: tuple[LabelSelectorRequirement, ...] = ()
+
+
 class ServiceAccountSelector(_Model):
     """ServiceAccounts in any namespace matching `namespaces`, optionally by name."""
 
     namespaces: Annotated[tuple[NamespacePattern, ...], NonEmpty]
     names: tuple[ServiceAccountNamePattern, ...] | None = None
     """None means every ServiceAccount in those namespaces."""
+    namespace_selector: LabelSelector | None = None
+    """The namespace must also carry these labels (as the controller last saw them)."""
 
 
 class Requesters(_Model):
@@ -278,6 +341,34 @@ class PodCertificate(_Model):
     uris: tuple[GeneratedUriPattern, ...] = ()
 
 
+def _cel_expression(value: Any) -> CelProgram:
+    if not isinstance(value, str):
+        raise ValueError("must be a string (a CEL expression)")
+    try:
+        return compile_expression(value)
+    except CelError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _cel_message(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if len(value) > MAX_MESSAGE_LENGTH or "\n" in value.strip():
+        raise ValueError(f"must be one line of at most {MAX_MESSAGE_LENGTH} characters")
+    return value.strip()
+
+
+CelExpression = Annotated[CelProgram, PlainValidator(_cel_expression)]
+
+
+class CelRule(_Model):
+    """A CEL condition the request must meet (docs/policies.md, "CEL rules")."""
+
+    expression: CelExpression
+    message: Annotated[str, PlainValidator(_cel_message)] = ""
+    """The violation's message when the expression is false (default: the expression)."""
+
+
 class Policy(_Model):
     """One named rule set: which signer, which requesters, what they may request."""
 
@@ -291,6 +382,8 @@ class Policy(_Model):
     """Longer requests are shortened when signing, never denied for it."""
     pod_certificate: PodCertificate | None = None
     """None: the policy does not serve PodCertificateRequests."""
+    cel_rules: Annotated[tuple[CelRule, ...], Field(max_length=MAX_RULES)] = ()
+    """Every one must be true, on top of `allowed` and `required`."""
 
     @model_validator(mode="after")
     def _satisfiable(self) -> Policy:

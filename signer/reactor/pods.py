@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from signer.kube.errors import ApiError, Conflict
-from signer.models import Decision, Outcome, PodRequest, Refusal
+from signer.models import Decision, Outcome, PodGrant, PodRequest, Refusal
+from signer.pki.ca import CaBundle
 from signer.pki.podcerts import (
     INVALID_KEY,
     UNSUPPORTED_KEY_TYPE,
@@ -47,7 +49,9 @@ from signer.pki.podcerts import (
     rfc3339,
     status_for,
 )
+from signer.policy.evaluation import quote
 from signer.policy.pods import decide_pod, denied_reason
+from signer.policy.policyset import PolicySet
 from signer.reactor.cache import CsrCache
 from signer.reactor.queueing import WorkQueue
 from signer.reactor.reconcile import CA_REFUSALS, CA_UNAVAILABLE, Metrics, Snapshot
@@ -121,6 +125,84 @@ def pod_request(raw: RawPcr, key: PodKey) -> PodRequest:
         max_expiration_seconds=expiration
         if isinstance(expiration, int) and not isinstance(expiration, bool)
         else DEFAULT_MAX_EXPIRATION,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PodVerdict:
+    """What the policies make of a PCR before any CA is involved.
+
+    The reconciler and `csr-signer policy check` both take it from `judge_pcr`, so the
+    check says exactly what the controller would (in the controller's order: an ungoverned
+    signer abstains before its key is read).
+    """
+
+    decision: Decision
+    denied_reason: str | None = None
+    """The Denied condition's reason when the decision denies."""
+    message: str = ""
+    """The Denied condition's message when the decision denies."""
+    key: PodKey | None = None
+    request: PodRequest | None = None
+    grant: PodGrant | None = None
+    """Not None exactly when the decision approves."""
+
+
+def judge_pcr(
+    raw: RawPcr,
+    policies: PolicySet,
+    *,
+    cluster_domain: str,
+    namespace_labels: Mapping[str, str] | None = None,
+) -> PodVerdict:
+    """Decide on a PCR (never raises): abstain, deny with the condition to write, or approve.
+
+    `namespace_labels`: the PCR's namespace's labels (None: unknown, and then no
+    `namespaceSelector` selects it)."""
+    spec = raw.get("spec") or {}
+    signer = str(spec.get("signerName") or "")
+    if not policies.governs(signer):
+        return PodVerdict(
+            Decision(Outcome.ABSTAIN, reasons=(f"no policy governs signer {quote(signer)}",))
+        )
+    podkey = pod_key(spec)
+    if isinstance(podkey, Refusal):
+        return PodVerdict(
+            Decision(Outcome.DENY, reasons=(f"{UNSUPPORTED_KEY_TYPE}: {podkey.message}",)),
+            denied_reason=UNSUPPORTED_KEY_TYPE,
+            message=podkey.message,
+        )
+    request = pod_request(raw, podkey)
+    decision, grant = decide_pod(
+        request, policies, cluster_domain=cluster_domain, namespace_labels=namespace_labels
+    )
+    if decision.outcome is Outcome.DENY or grant is None:
+        return PodVerdict(
+            decision,
+            denied_reason=denied_reason(decision) if decision.outcome is Outcome.DENY else None,
+            message=_summary(decision),
+            key=podkey,
+            request=request,
+        )
+    return PodVerdict(decision, key=podkey, request=request, grant=grant)
+
+
+def issue_for(
+    verdict: PodVerdict, ca: CaBundle, *, now: dt.datetime, signer_max: dt.timedelta
+) -> PodIssued | Refusal:
+    """Sign what an approving `verdict` grants (pure; `policy check` signs with a throwaway CA)."""
+    if verdict.key is None or verdict.request is None or verdict.grant is None:
+        raise ValueError("issue_for needs an approving verdict")
+    return issue_pod_certificate(
+        verdict.key,
+        ca,
+        dns_names=verdict.grant.dns_names,
+        uris=verdict.grant.uris,
+        pod_uid=verdict.request.pod_uid,
+        now=now,
+        max_expiration_seconds=verdict.request.max_expiration_seconds,
+        max_lifetime=verdict.grant.max_lifetime,
+        signer_max=signer_max,
     )
 
 
@@ -200,40 +282,27 @@ class PodReconciler:
         if signer not in self._signer_names or is_final_pcr(raw):
             return False
         snapshot = self._snapshot()
-        if snapshot.policies is None:
-            return True  # policies not loaded yet: nothing to decide with
-        if not snapshot.policies.governs(signer):
-            return False  # ABSTAIN: another signer (or a human's tool) may own it
-        podkey = pod_key(spec)
-        if isinstance(podkey, Refusal):
-            self._metrics.decision(signer, Outcome.DENY, None, kind="pcr")
-            await self._deny(key, raw, UNSUPPORTED_KEY_TYPE, podkey.message)
-            return False
-        request = pod_request(raw, podkey)
-        decision, grant = decide_pod(
-            request, snapshot.policies, cluster_domain=snapshot.cluster_domain
+        if snapshot.policies is None or not snapshot.namespaces_synced:
+            return True  # policies or namespace labels not loaded yet: a denial is final
+        namespace = str((raw.get("metadata") or {}).get("namespace") or "")
+        verdict = judge_pcr(
+            raw,
+            snapshot.policies,
+            cluster_domain=snapshot.cluster_domain,
+            namespace_labels=snapshot.namespace_labels(namespace),
         )
-        self._metrics.decision(signer, decision.outcome, decision.policy, kind="pcr")
+        decision = verdict.decision
         if decision.outcome is Outcome.ABSTAIN:
-            return False
-        if decision.outcome is Outcome.DENY or grant is None:
-            await self._deny(key, raw, denied_reason(decision), _summary(decision))
+            return False  # another signer (or a human's tool) may own it
+        self._metrics.decision(signer, decision.outcome, decision.policy, kind="pcr")
+        if verdict.grant is None:
+            await self._deny(key, raw, verdict.denied_reason or "Denied", verdict.message)
             return False
         ca = snapshot.cas.get(signer)
         if ca is None:
             self._metrics.signing_failed(signer, CA_UNAVAILABLE, kind="pcr")
             return True  # no usable CA: readiness says so; retried with backoff
-        issued = issue_pod_certificate(
-            podkey,
-            ca,
-            dns_names=grant.dns_names,
-            uris=grant.uris,
-            pod_uid=request.pod_uid,
-            now=self._clock(),
-            max_expiration_seconds=request.max_expiration_seconds,
-            max_lifetime=grant.max_lifetime,
-            signer_max=snapshot.limits.max_duration,
-        )
+        issued = issue_for(verdict, ca, now=self._clock(), signer_max=snapshot.limits.max_duration)
         if isinstance(issued, Refusal):
             return await self._refuse(key, raw, signer, issued)
         await self._issue(key, raw, signer, issued, decision)
@@ -298,8 +367,11 @@ def _created(raw: RawPcr) -> dt.datetime | None:
 __all__ = [
     "PcrWriter",
     "PodReconciler",
+    "PodVerdict",
     "is_final_pcr",
     "is_pcr_key",
+    "issue_for",
+    "judge_pcr",
     "pcr_key",
     "pcr_lane",
     "pod_request",

@@ -17,8 +17,18 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+
+class Limit(Protocol):
+    """How many keys may be handled at once (`signer.reactor.concurrency`)."""
+
+    @property
+    def limit(self) -> int: ...
+    async def acquire(self) -> None: ...
+    def release(self) -> None: ...
 
 
 class WorkQueue:
@@ -143,13 +153,26 @@ class WorkQueue:
 Handler = Callable[[str], Awaitable[None]]
 
 
-async def run_worker(queue: WorkQueue, handler: Handler) -> None:
-    """Take keys until shutdown; the handler owns retries (it calls queue.retry)."""
-    while (key := await queue.get()) is not None:
+async def run_worker(queue: WorkQueue, handler: Handler, limit: Limit | None = None) -> None:
+    """Take keys until shutdown; the handler owns retries (it calls queue.retry).
+
+    With `limit`, a worker holds one of its slots while it takes and handles a key, so
+    at most `limit.limit` keys are handled at once however many workers there are.
+    """
+    while True:
+        if limit is not None:
+            await limit.acquire()
         try:
-            await handler(key)
-        except Exception:  # the handler should not raise; never let one key kill a worker
-            log.exception("unexpected error reconciling %s; retrying", key)
-            queue.retry(key)
+            key = await queue.get()
+            if key is None:
+                return
+            try:
+                await handler(key)
+            except Exception:  # the handler should not raise; never let one key kill a worker
+                log.exception("unexpected error reconciling %s; retrying", key)
+                queue.retry(key)
+            finally:
+                queue.done(key)
         finally:
-            queue.done(key)
+            if limit is not None:
+                limit.release()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 from signer.kube.errors import ApiError, Conflict, NotFound, TooLarge
-from signer.models import CsrView, Decision, Outcome, Refusal
+from signer.models import CsrView, Decision, Outcome, Refusal, Requester
 from signer.pki.ca import CaBundle
 from signer.pki.parsing import CsrParseError, parse_csr
 from signer.pki.signing import Issued, SigningLimits, issue
@@ -55,7 +55,9 @@ class CsrWriter(Protocol):
     async def deny(self, raw: RawCsr, reason: str, message: str) -> RawCsr: ...
     async def fail(self, raw: RawCsr, reason: str, message: str) -> RawCsr: ...
     async def upload_certificate(self, raw: RawCsr, chain_pem: bytes) -> RawCsr: ...
-    async def event(self, raw: RawCsr, type_: str, reason: str, message: str) -> None: ...
+    async def event(
+        self, raw: RawCsr, type_: str, reason: str, message: str, *, once: bool = False
+    ) -> None: ...
 
 
 RequestKind = Literal["csr", "pcr"]
@@ -107,6 +109,16 @@ class Snapshot:
     """Each signer name's own CA, usable now (None: missing, invalid or out of validity)."""
     limits: SigningLimits
     cluster_domain: str
+    namespace_labels: Callable[[str], Mapping[str, str] | None] = lambda _namespace: None
+    """A namespace's labels (`namespaceSelector`s, CEL), None when unknown."""
+    namespaces_synced: bool = True
+    """False until the namespace watch listed once: reconciles wait rather than
+    decide as if every namespace were unlabelled."""
+
+    def labels_of(self, requester: Requester) -> Mapping[str, str] | None:
+        """The labels of a ServiceAccount requester's namespace; None for anyone else."""
+        sa = requester.serviceaccount
+        return self.namespace_labels(sa.namespace) if sa is not None else None
 
 
 class Reconciler:
@@ -197,8 +209,8 @@ class Reconciler:
         # Parsed once, for deciding and for signing; large requests off the event loop.
         view = await self._cpu(state, _parse, state, self._caps)
         if not state.approved:
-            if snapshot.policies is None:
-                return True  # policies not loaded yet: nothing to decide with
+            if snapshot.policies is None or not snapshot.namespaces_synced:
+                return True  # policies or namespace labels not loaded yet: wait
             decision = await self._cpu(state, self._decide, state, snapshot, view)
             self._metrics.decision(signer, decision.outcome, decision.policy, kind="csr")
             if decision.outcome is Outcome.ABSTAIN:
@@ -217,18 +229,19 @@ class Reconciler:
                 log.info("%s: denied: %s", state.name, message, extra={"csr": state.name})
                 return False
             policy_name = decision.policy
-            message = f'approved by policy "{policy_name}"'
-            raw = await self._writer.approve(raw, APPROVED_REASON, message)
+            approved = f'approved by policy "{policy_name}"'
+            raw = await self._writer.approve(raw, APPROVED_REASON, approved)
             self._cache.apply("MODIFIED", raw)
-            await self._writer.event(raw, "Normal", "Approved", message)
-            log.info("%s: %s", state.name, message, extra={"csr": state.name})
-        else:
-            # Approved earlier (by us before a restart, or by a human): the approving
-            # policy, if one would approve, still caps the lifetime.
-            if snapshot.policies is None:
-                return True  # the approving policy's lifetime cap is not known yet
-            again = await self._cpu(state, self._decide, state, snapshot, view)
-            policy_name = again.policy if again.outcome is Outcome.APPROVE else None
+            log.info("%s: %s", state.name, approved, extra={"csr": state.name})
+            # Its Event is the Issued one when signing follows now (one Event per CSR, as
+            # the apiserver's share of the work should be); `_sign` writes it otherwise.
+            return await self._sign(raw, state, snapshot, policy_name, view, approved=approved)
+        # Approved earlier (by us before a restart, or by a human): the approving
+        # policy, if one would approve, still caps the lifetime.
+        if snapshot.policies is None or not snapshot.namespaces_synced:
+            return True  # the approving policy's lifetime cap is not known yet
+        again = await self._cpu(state, self._decide, state, snapshot, view)
+        policy_name = again.policy if again.outcome is Outcome.APPROVE else None
         return await self._sign(raw, state, snapshot, policy_name, view)
 
     def _decide(
@@ -247,6 +260,7 @@ class Reconciler:
             snapshot.policies,
             cluster_domain=snapshot.cluster_domain,
             parsed=view if isinstance(view, CsrView) else None,
+            namespace_labels=snapshot.labels_of(state.request.requester),
         )
 
     async def _abstain(
@@ -266,7 +280,8 @@ class Reconciler:
             else f"unreadable: {view}"
         )
         message = prefix + issued
-        await self._writer.event(state.raw, "Normal", "Pending", message)
+        # once=True: a restart (which forgets note_pending) does not repeat it either.
+        await self._writer.event(state.raw, "Normal", "Pending", message, once=True)
         log.info("%s: pending: %s", state.name, decision.message, extra={"csr": state.name})
 
     def _limits(self, snapshot: Snapshot, signer: str, policy_name: str | None) -> SigningLimits:
@@ -285,15 +300,21 @@ class Reconciler:
         snapshot: Snapshot,
         policy_name: str | None,
         view: CsrView | CsrParseError,
+        *,
+        approved: str | None = None,
     ) -> bool:
+        """Sign and upload. `approved`: this pass approved the CSR with that message, and
+        its Event is still to be written (folded into the Issued Event on success)."""
         signer = state.request.signer_name
         ca = snapshot.cas.get(signer)
         if ca is None:
             # No valid CA: readiness says so; counted per attempt, retried with backoff.
             self._metrics.signing_failed(signer, CA_UNAVAILABLE, kind="csr")
+            await self._approved_event(raw, approved)
             return True
         outcome = await self._cpu(state, self._issue, state, snapshot, ca, policy_name, view)
         if isinstance(outcome, Refusal):
+            await self._approved_event(raw, approved)
             if outcome.reason in CA_REFUSALS:
                 self._metrics.signing_failed(signer, outcome.reason, kind="csr")
                 log.error("%s: cannot sign: %s", state.name, outcome.message)
@@ -305,6 +326,7 @@ class Reconciler:
             raw = await self._writer.upload_certificate(raw, outcome.certificate_pem)
         except TooLarge as exc:
             # Retrying cannot help: say so on the CSR, in a write that is small.
+            await self._approved_event(raw, approved)
             await self._refuse(
                 raw,
                 state,
@@ -326,9 +348,16 @@ class Reconciler:
         )
         if outcome.cut_to_ca:
             message += " (shortened to the CA's expiry: rotate the CA)"
-        await self._writer.event(raw, "Normal", "Issued", message)
         log.info("%s: %s", state.name, message, extra={"csr": state.name})
+        if approved is not None:
+            message = f"{approved}; {message}"
+        await self._writer.event(raw, "Normal", "Issued", message)
         return False
+
+    async def _approved_event(self, raw: RawCsr, approved: str | None) -> None:
+        """The Approved Event, when signing does not follow in the same pass."""
+        if approved is not None:
+            await self._writer.event(raw, "Normal", "Approved", approved)
 
     async def _cpu(self, state: CsrState, fn: Callable[..., _T], *args: Any) -> _T:
         """Run CPU-bound `fn` inline, or in a worker thread for a large request."""

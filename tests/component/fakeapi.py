@@ -127,7 +127,11 @@ class FakeCsrApi:
 
         return self._write("sign", raw, change)
 
-    async def event(self, raw: RawCsr, type_: str, reason: str, message: str) -> None:
+    async def event(
+        self, raw: RawCsr, type_: str, reason: str, message: str, *, once: bool = False
+    ) -> None:
+        if once and any(e[:2] == (raw["metadata"]["name"], reason) for e in self.events):
+            return  # the real API answers AlreadyExists to the same derived name
         self.events.append((raw["metadata"]["name"], reason, message))
         if self.during_event is not None:
             self.during_event()

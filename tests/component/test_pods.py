@@ -246,7 +246,8 @@ async def test_issued_status_carries_the_leaf_of_the_requested_key(h: Harness) -
     status = raw["status"]
     leaf = x509.load_pem_x509_certificates(status["certificateChain"].encode())[0]
     assert leaf.public_key() == P256.public_key()
-    assert status["notBefore"] == "2026-11-23T12:00:00Z"
+    assert status["notBefore"] == "2026-11-23T11:59:00Z", "backdated 1 minute"
+    assert status["conditions"][0]["lastTransitionTime"] == "2026-11-23T12:00:00Z"
     assert leaf.not_valid_after_utc == dt.datetime.fromisoformat(status["notAfter"])
     sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.DNSName) == ["kn-user-shop"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 
@@ -88,8 +89,22 @@ async def test_conforming_csr_is_approved_then_issued_in_one_pass(h: Harness) ->
     ca = h.snapshot.cas["csr-signer.dev/cluster-local"]
     assert ca is not None
     assert chain[0].issuer == ca.certificate.subject
-    assert [e[1] for e in h.api.events] == ["Approved", "Issued"]
+    assert [e[1] for e in h.api.events] == ["Issued"], "one Event per CSR, not two"
+    assert h.api.events[0][2].startswith('approved by policy "cluster-local-services"; issued ')
     assert ("issued", "csr") in h.metrics.calls
+
+
+async def test_approved_without_a_ca_says_so_in_an_approved_event_then_issued_alone(
+    policies: PolicySet, ca: CaBundle
+) -> None:
+    h = Harness(policies, None)
+    await h.run(make_raw("later"))
+    assert h.conditions("later") == ["Approved"]
+    assert [e[1] for e in h.api.events] == ["Approved"]
+    h.snapshot = dataclasses.replace(h.snapshot, cas=dict.fromkeys(SIGNERS, ca))
+    await h.reconciler("later")
+    assert [e[1] for e in h.api.events] == ["Approved", "Issued"]
+    assert h.api.events[1][2].startswith("issued certificate serial ")
 
 
 async def test_nonconforming_csr_is_denied_and_never_signed(h: Harness) -> None:

@@ -237,3 +237,74 @@ def test_a_ca_not_yet_valid_at_load_is_used_once_it_becomes_valid(policy_dir: Pa
     assert sources.cas[LOCAL] is not None
     assert check(readiness, f"ca {LOCAL}").ok
     telemetry.shutdown()
+
+
+class _Response:
+    """Just enough of an aiohttp response for `list_all`."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status = status
+        self._body = body
+
+    async def read(self) -> bytes:
+        return self._body
+
+    def release(self) -> None:
+        pass
+
+
+async def test_namespace_labels_are_listed_then_reported_as_they_change(policy_dir: Path) -> None:
+    import json
+
+    sources, _telemetry, readiness, _changes = make_sources(policy_dir)
+    assert not sources.snapshot().namespaces_synced
+    assert not check(readiness, "namespaces").ok
+    changed: list[set[str]] = []
+    page = {
+        "metadata": {"resourceVersion": "5"},
+        "items": [{"metadata": {"name": "shop", "labels": {"env": "prod"}}}],
+    }
+
+    async def list_fn(**kwargs: object) -> _Response:
+        if kwargs.get("watch"):
+            await asyncio.Event().wait()  # a watch that never ends
+        return _Response(200, json.dumps(page).encode())
+
+    task = asyncio.create_task(sources.watch_namespaces(None, changed.append, list_fn=list_fn))
+    try:
+        for _ in range(100):
+            if sources.namespaces.synced:
+                break
+            await asyncio.sleep(0.01)
+        snapshot = sources.snapshot()
+        assert snapshot.namespaces_synced
+        assert snapshot.namespace_labels("shop") == {"env": "prod"}
+        assert snapshot.namespace_labels("other") is None
+        assert changed == [{"shop"}]
+        assert check(readiness, "namespaces").ok
+    finally:
+        task.cancel()
+
+
+async def test_without_rbac_on_namespaces_signing_goes_on_with_labels_unknown(
+    policy_dir: Path,
+) -> None:
+    """An upgrade that kept its old ClusterRole: loud, not ready, but still deciding."""
+    sources, _telemetry, readiness, _changes = make_sources(policy_dir)
+
+    async def list_fn(**_kwargs: object) -> _Response:
+        return _Response(403, b'{"message": "namespaces is forbidden"}')
+
+    task = asyncio.create_task(sources.watch_namespaces(None, lambda _c: None, list_fn=list_fn))
+    try:
+        for _ in range(100):
+            if sources.namespaces.synced:
+                break
+            await asyncio.sleep(0.01)
+        assert sources.snapshot().namespaces_synced
+        assert sources.snapshot().namespace_labels("shop") is None
+        namespaces = check(readiness, "namespaces")
+        assert not namespaces.ok
+        assert "namespaceSelectors select nobody" in namespaces.detail
+    finally:
+        task.cancel()

@@ -203,6 +203,37 @@ def test_helm_lint_strict(helm_binary: Path, tmp_path: Path, release: Release) -
     assert "0 chart(s) failed" in out
 
 
+def rendered(helm_binary: Path, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The default release rendered with `values`, by kind."""
+    manifest = template(
+        CHART, release="render", namespace="render", values=values, helm_binary=helm_binary
+    )
+    return {d["kind"]: d for d in yaml.safe_load_all(manifest) if d}
+
+
+@pytest.mark.parametrize(
+    ("enabled", "rules", "env"),
+    [
+        pytest.param(True, 2, "true", id="pcr-rules-and-watch-on-by-default"),
+        pytest.param(False, 0, "false", id="pod-certificates-off-drops-the-pcr-rules-and-watch"),
+    ],
+)
+def test_pod_certificates_value_gates_the_pcr_rbac(
+    helm_binary: Path, enabled: bool, rules: int, env: str
+) -> None:
+    values = {} if enabled else {"podCertificates": {"enabled": False}}
+    objects = rendered(helm_binary, values)
+    pcr_rules = [
+        r
+        for r in objects["ClusterRole"]["rules"]
+        if any(res.startswith("podcertificaterequests") for res in r["resources"])
+    ]
+    assert len(pcr_rules) == rules
+    (container,) = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
+    variables = {e["name"]: e.get("value") for e in container["env"]}
+    assert variables["CSR_SIGNER_POD_CERTIFICATES"] == env
+
+
 @pytest.mark.parametrize("release", RELEASES)
 async def test_rendered_chart_is_accepted_by_the_apiserver(
     installed: dict[str, Installed], release: Release
@@ -483,10 +514,21 @@ ALLOWED: list[tuple[str, Action]] = [
         ),
     ),
     ("writes-the-status-of-pcrs-of-its-signer", lambda c: deny_pcr(c, c.signer)),
+    ("lists-namespaces-for-their-labels", lambda c: core(c).list_namespace(limit=1)),
 ]
 
 FORBIDDEN: list[tuple[str, str, Action]] = [
     # (rule, a fragment of the apiserver's refusal that names the permission, call)
+    (
+        "cannot-get-a-namespace-only-list-and-watch",
+        'cannot get resource "namespaces"',
+        lambda c: core(c).read_namespace("default"),
+    ),
+    (
+        "cannot-label-a-namespace",
+        'cannot patch resource "namespaces"',
+        lambda c: core(c).patch_namespace("default", {"metadata": {"labels": {"x": "y"}}}),
+    ),
     (
         "cannot-approve-another-signer",
         'not permitted to approve requests with signerName "example.com/other"',

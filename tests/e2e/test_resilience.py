@@ -103,12 +103,14 @@ def is_final(csr: client.V1CertificateSigningRequest) -> bool:
     return bool(csr.status.certificate) or bool({"Denied", "Failed"} & set(types(csr)))
 
 
-async def issued_events(admin: client.ApiClient, prefix: str) -> dict[str, int]:
+async def issued_events(
+    admin: client.ApiClient, prefix: str, reason: str = "Issued"
+) -> dict[str, int]:
     events = await client.CoreV1Api(admin).list_namespaced_event("default")
     counts: dict[str, int] = {}
     for event in events.items:
         name = event.involved_object.name or ""
-        if event.reason == "Issued" and name.startswith(prefix):
+        if event.reason == reason and name.startswith(prefix):
             counts[name] = counts.get(name, 0) + 1
     return counts
 
@@ -214,3 +216,30 @@ async def test_two_replicas_one_leads_and_the_standby_takes_over_when_it_dies(
     replicas.procs[standby].send_signal(signal.SIGTERM)
     assert replicas.procs[standby].wait(timeout=30) == 0
     assert await lease_holder(admin_api) == ""
+
+
+async def test_a_restart_does_not_repeat_the_pending_event_of_a_csr_left_for_a_human(
+    replicas: Replicas, admin_api: client.ApiClient, client_as: ClientFactory, unique: str
+) -> None:
+    """The Pending note is in memory; the Event's name, derived from the CSR's UID, is not."""
+    prefix = f"human-{unique}-"
+    human = await client_as(user=f"carol-{unique}", groups=("devs",))
+    pem = build_csr_pem(dns_names=["web.team-a.svc"])
+    for i in range(5):
+        await create_csr(human, f"{prefix}{i}", pem, signer_name=SIGNER)
+    for run in ("before", "after"):
+        identity = f"{run}-{unique}"
+        proc = replicas.start(identity)
+
+        async def decided(identity: str = identity) -> bool:
+            """Each CSR left Pending by this process (its log says so)."""
+            log = replicas.log(identity)
+            return all(f"{prefix}{i}: pending" in log for i in range(5))
+
+        await wait_until(decided, what=f"5 CSRs left pending ({run} the restart)", timeout=60)
+        await asyncio.sleep(1)  # the Events follow the decisions
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    events = await issued_events(admin_api, prefix, "Pending")
+    assert events == {f"{prefix}{i}": 1 for i in range(5)}
+    assert "could not record event" not in replicas.log(f"after-{unique}")

@@ -124,6 +124,9 @@ def test_help_shows_each_variable_and_the_duration_grammar() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     text = " ".join(parser.format_help().split())
-    assert "--workers N CSRs reconciled in parallel (1-64) [CSR_SIGNER_WORKERS]" in text
+    assert (
+        "--workers N requests reconciled at once (1-64); 0: adaptive, up to 64 "
+        "[CSR_SIGNER_WORKERS]" in text
+    )
     assert "[CSR_SIGNER_CA_SECRET_NAMESPACE, CSR_SIGNER_CA_SECRET_NAME]" in text
     assert "A DURATION is seconds (3600, 0.5) or numbers with units d, h, m, s, ms" in text

@@ -35,7 +35,7 @@ def test_defaults_without_env_or_flags() -> None:
     assert settings.policy_dir is None
     assert settings.default_duration_seconds == 90 * DAY
     assert settings.max_duration_seconds == 365 * DAY
-    assert settings.workers == 4
+    assert settings.workers == 0, "adaptive"
     assert settings.leader_elect is True
     assert (settings.metrics_host, settings.metrics_port) == ("0.0.0.0", 8080)
     assert settings.kubeconfig is None
@@ -56,7 +56,7 @@ def test_settings_are_frozen() -> None:
 
 def test_settings_constructor_ignores_the_process_environment() -> None:
     """Only load_settings reads an environment, and only the one it is given."""
-    assert Settings().workers == 4
+    assert Settings().workers == 0
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ def test_settings_constructor_ignores_the_process_environment() -> None:
         pytest.param(
             {"csr_signer_workers": "8"}, "workers", 8, id="variable-names-are-case-insensitive"
         ),
-        pytest.param({"CSR_SIGNER_WORKERS": ""}, "workers", 4, id="empty-variable-counts-as-unset"),
+        pytest.param({"CSR_SIGNER_WORKERS": ""}, "workers", 0, id="empty-variable-counts-as-unset"),
         pytest.param(
             {"CSR_SIGNER_MAX_DURATION_SECONDS": "30d", "CSR_SIGNER_DEFAULT_DURATION_SECONDS": "1d"},
             "max_duration_seconds",
@@ -145,11 +145,11 @@ def test_settings_constructor_ignores_the_process_environment() -> None:
         pytest.param(
             {"CSR_SIGNER_SERVICE_HOST": "10.0.0.1", "CSR_SIGNER_PORT": "tcp://10.0.0.1:8080"},
             "workers",
-            4,
+            0,
             id="kubelet-service-link-variables-are-ignored",
         ),
         pytest.param(
-            {"OTHER_WORKERS": "9"}, "workers", 4, id="variables-without-the-prefix-are-ignored"
+            {"OTHER_WORKERS": "9"}, "workers", 0, id="variables-without-the-prefix-are-ignored"
         ),
     ],
 )
@@ -175,15 +175,15 @@ def test_metrics_address_splits_into_host_and_port(address: str, host: str, port
     ("env", "argv", "message"),
     [
         pytest.param(
-            {"CSR_SIGNER_WORKERS": "0"},
+            {"CSR_SIGNER_WORKERS": "-1"},
             [],
-            "workers (CSR_SIGNER_WORKERS / --workers): must be between 1 and 64, got 0",
-            id="workers-below-1",
+            "workers (CSR_SIGNER_WORKERS / --workers): must be between 0 and 64, got -1",
+            id="workers-below-0",
         ),
         pytest.param(
             {},
             ["--workers", "65"],
-            "workers (CSR_SIGNER_WORKERS / --workers): must be between 1 and 64, got 65",
+            "workers (CSR_SIGNER_WORKERS / --workers): must be between 0 and 64, got 65",
             id="workers-above-64",
         ),
         pytest.param(
@@ -450,7 +450,7 @@ def test_invalid_value_is_one_line_naming_the_field(
 
 def test_every_invalid_field_is_reported_on_the_same_line() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_settings(env={"CSR_SIGNER_WORKERS": "0", "CSR_SIGNER_LOG_FORMAT": "xml"})
+        load_settings(env={"CSR_SIGNER_WORKERS": "65", "CSR_SIGNER_LOG_FORMAT": "xml"})
     text = str(caught.value)
     assert "\n" not in text
     assert "workers (" in text

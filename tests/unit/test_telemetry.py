@@ -120,6 +120,13 @@ Use = Callable[[Telemetry], None]
             lambda t: t.set_queue_depth(7), "csr_signer_queue_depth", {}, 7.0, id="queue-depth"
         ),
         pytest.param(
+            lambda t: t.set_concurrency_limit(12),
+            "csr_signer_concurrency_limit",
+            {},
+            12.0,
+            id="concurrency-limit",
+        ),
+        pytest.param(
             lambda t: t.api_error("conflict", "update"),
             "csr_signer_api_errors_total",
             {"kind": "conflict", "verb": "update"},
@@ -367,7 +374,7 @@ def test_every_metric_is_documented_in_the_module_docstring(telemetry: Telemetry
     telemetry.request_unreadable(SIGNER, "TooLarge")
     body, _ = telemetry.render()
     families = set(re.findall(r"^# TYPE (\S+)", body.decode(), flags=re.MULTILINE))
-    assert len(families) == 11
+    assert len(families) == 12
     doc = telemetry_module.__doc__ or ""
     for family in families:
         assert f"``{family}" in doc

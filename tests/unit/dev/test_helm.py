@@ -42,6 +42,8 @@ def test_the_chart_copy_ends_equal_to_the_repository_policies(
 ) -> None:
     repo_files = {"a.yaml": b"a: 1\n", "b.yaml": b"# b\n", "notes.txt": b"not a policy\n"}
     write(tmp_path / REPO_POLICIES, repo_files)
+    # policies/tests/ holds `policy test` suites and recorded requests, never policies.
+    write(tmp_path / REPO_POLICIES / "tests", {"suite.yaml": b"tests: []\n"})
     if chart_before is not None:
         write(tmp_path / CHART_POLICIES, chart_before)
     assert sync_chart_policies(tmp_path) == changed

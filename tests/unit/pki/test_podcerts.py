@@ -27,6 +27,7 @@ from signer.pki.ca import CaBundle, CaKeyType, load_ca
 from signer.pki.podcerts import (
     INVALID_KEY,
     MIN_LIFETIME,
+    POD_BACKDATE,
     REFRESH_MARGIN,
     UNSUPPORTED_KEY_TYPE,
     PodIssued,
@@ -475,7 +476,8 @@ def test_times_are_whole_seconds_and_status_equals_the_leaf(ca: CaBundle, now: d
     for moment in (result.not_before, result.not_after, result.begin_refresh_at):
         assert moment.microsecond == 0
         assert moment.utcoffset() == timedelta(0)
-    assert result.not_before == leaf.not_valid_before_utc == NOW, "no backdating"
+    assert result.not_before == leaf.not_valid_before_utc == NOW - POD_BACKDATE
+    assert result.issued_at == NOW
     assert result.not_after == leaf.not_valid_after_utc
     status = status_for(result)
     assert parse_time(status["notBefore"]) == leaf.not_valid_before_utc
@@ -571,7 +573,7 @@ def test_not_after_is_cut_to_the_ca(ca_left: timedelta, outcome: str) -> None:
         return
     assert isinstance(result, PodIssued), result
     assert result.cut_to_ca is (outcome == "cut")
-    want = short.cert.not_valid_after_utc if outcome == "cut" else NOW + DAY
+    want = short.cert.not_valid_after_utc if outcome == "cut" else NOW - POD_BACKDATE + DAY
     assert result.not_after == result.certificate.not_valid_after_utc == want
     assert result.not_before + REFRESH_MARGIN <= result.begin_refresh_at
     assert result.begin_refresh_at <= result.not_after - REFRESH_MARGIN
@@ -585,6 +587,14 @@ def test_not_yet_valid_ca_refused() -> None:
     future = make_ca("Future Pod CA", not_before=NOW + HOUR)
     bundle = load_ca(future.cert_pem, future.key_pem, now=NOW + 2 * HOUR)
     assert refused(bundle, now=NOW).reason == "CANotYetValid"
+
+
+def test_backdate_never_precedes_a_fresh_ca() -> None:
+    fresh = make_ca("Fresh Pod CA", not_before=NOW - timedelta(seconds=20))
+    bundle = load_ca(fresh.cert_pem, fresh.key_pem, now=NOW)
+    result = issue(bundle)
+    assert isinstance(result, PodIssued), result
+    assert result.not_before == fresh.cert.not_valid_before_utc == NOW - timedelta(seconds=20)
 
 
 # --- beginRefreshAt ------------------------------------------------------------------
@@ -672,9 +682,9 @@ def test_issued_status_has_exactly_the_fields_the_apiserver_checks(
     assert condition["status"] == "True"
     assert condition["reason"] == "Issued"
     assert condition["message"]
-    assert parse_time(condition["lastTransitionTime"]) == result.not_before
-    assert status["notBefore"] == "2030-06-01T12:00:00Z"
-    assert status["notAfter"] == "2030-06-02T12:00:00Z"
+    assert parse_time(condition["lastTransitionTime"]) == result.issued_at
+    assert status["notBefore"] == "2030-06-01T11:59:00Z", "backdated 1 minute"
+    assert status["notAfter"] == "2030-06-02T11:59:00Z"
 
 
 def test_issued_status_takes_a_reason_and_message(ca: CaBundle) -> None:

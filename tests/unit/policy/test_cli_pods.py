@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,12 @@ def test_check_pcr_text_lists_the_names(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["policy", "check", str(pcr_file(tmp_path))]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "decision: approve (policy knative-system-internal)"
-    assert lines[-2:] == ["issues:", "  dnsName: kn-user-shop"]
+    assert lines[2:4] == ["issues:", "  dnsName: kn-user-shop"]
+    assert [line.split(":")[0] for line in lines[4:]] == [
+        "  notBefore",
+        "  beginRefreshAt",
+        "  notAfter",
+    ]
 
 
 def test_check_pcr_unreadable_key_is_denied_as_the_controller_would(
@@ -130,3 +136,53 @@ def test_check_pcr_without_namespace_is_a_usage_error(
     path.write_text(yaml.safe_dump(doc))
     assert main(["policy", "check", str(path)]) == 2
     assert "metadata.namespace is missing" in capsys.readouterr().err
+
+
+def test_check_pcr_of_an_ungoverned_signer_abstains_before_reading_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The controller's order: a signer no policy governs is not ours to deny."""
+    path = pcr_file(tmp_path, signer="example.com/other")
+    doc = yaml.safe_load(path.read_text())
+    doc["spec"]["stubPKCS10Request"] = base64.b64encode(b"not a csr").decode()
+    path.write_text(yaml.safe_dump(doc))
+    assert main(["policy", "check", "--output", "json", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["decision"], out["deniedReason"], out["issuance"]) == ("abstain", None, None)
+
+
+HOUR = 3600
+
+
+@pytest.mark.parametrize(
+    ("max_duration", "lifetime", "refused"),
+    [
+        pytest.param("365d", 24 * HOUR, None, id="max-expiration-seconds-sets-the-lifetime"),
+        pytest.param("2h", 2 * HOUR, None, id="the-controllers-max-duration-caps-it"),
+        pytest.param("30m", None, "LifetimeTooShort", id="a-cap-under-one-hour-would-fail"),
+    ],
+)
+def test_check_pcr_dry_issuance_shows_the_lifetime_or_the_failure(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    max_duration: str,
+    lifetime: int | None,
+    refused: str | None,
+) -> None:
+    args = ["policy", "check", "--output", "json", "--max-duration", max_duration]
+    assert main([*args, str(pcr_file(tmp_path))]) == 0
+    issuance = json.loads(capsys.readouterr().out)["issuance"]
+    assert issuance.get("refused") == refused
+    if lifetime is not None:
+        not_before = dt.datetime.fromisoformat(issuance["notBefore"])
+        not_after = dt.datetime.fromisoformat(issuance["notAfter"])
+        refresh = dt.datetime.fromisoformat(issuance["beginRefreshAt"])
+        assert (not_after - not_before).total_seconds() == lifetime
+        assert not_before < refresh < not_after
+
+
+def test_check_pcr_bad_max_duration_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["policy", "check", "--max-duration", "soon", str(pcr_file(tmp_path))]) == 2
+    assert "--max-duration" in capsys.readouterr().err

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from signer.reactor.cache import CsrCache
+from signer.reactor.cache import STALE, CsrCache
 
 
 def raw(name: str = "a", uid: str = "u1", rv: str = "1", **status: Any) -> dict[str, Any]:
@@ -107,7 +107,17 @@ def test_pending_notes_leave_with_their_csr() -> None:
 
 def test_a_shed_entry_keeps_no_request_until_a_whole_copy_arrives() -> None:
     cache = CsrCache()
-    whole = raw("a", uid="ua") | {"spec": {"request": "QUJD" * 10_000, "signerName": "s"}}
+    whole = raw("a", uid="ua") | {
+        "spec": {
+            "request": "QUJD" * 10_000,
+            "signerName": "s",
+            "username": "system:serviceaccount:shop:web",
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "usages": ["server auth"],
+            "extra": {"authentication.kubernetes.io/pod-name": ["web-0"]},
+        },
+        "status": {"conditions": []},
+    }
     cache.apply("ADDED", whole)
     policies = object()
     cache.shed("a", policies, resource_version="0")
@@ -115,11 +125,28 @@ def test_a_shed_entry_keeps_no_request_until_a_whole_copy_arrives() -> None:
     cache.shed("a", policies, resource_version="1")
     kept = cache.get("a")
     assert kept is not None
-    assert kept["spec"] == {"signerName": "s"}, "the request bytes are gone, the rest stays"
+    assert kept == {
+        "metadata": {"name": "a", "uid": "ua", "resourceVersion": "1"},
+        "spec": {"signerName": "s", "username": "system:serviceaccount:shop:web"},
+    }, "a skeleton: identity, version, signer (relist scope) and username (lane)"
     assert cache.shed_under("a") is policies
     cache.apply("MODIFIED", whole)  # e.g. a human approved: the watch brings it whole
     assert cache.shed_under("a") is None
     assert cache.get("a") == whole
+
+
+def test_a_forgotten_decision_is_stale_but_an_unwritable_copy_stays_shed() -> None:
+    cache = CsrCache()
+    policies, unwritable = object(), object()
+    for name in ("left", "stuck"):
+        cache.apply("ADDED", raw(name, uid=name) | {"spec": {"request": "QUJD"}})
+    cache.shed("left", policies, resource_version="1")
+    cache.shed("stuck", unwritable, resource_version="1")
+    for name in ("left", "stuck", "whole"):
+        cache.forget_decision(name, unless=unwritable)
+    assert cache.shed_under("left") is STALE, "decided again: not under any policies"
+    assert cache.shed_under("stuck") is unwritable
+    assert cache.shed_under("whole") is None
 
 
 def test_a_relist_of_one_signer_keeps_the_others_and_every_pending_note() -> None:

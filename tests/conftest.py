@@ -17,6 +17,8 @@ def controller_image() -> tuple[image.Engine, image.Built]:
     Cached by buildah's layers, so after `make image` this takes seconds; on a
     cold machine it installs the tools and builds the stand-in base first
     (minutes). Without root and without the tools there is nothing to build with.
+    Tests run it by `Built.image_id`: another checkout on the machine may retag the
+    name in the same storage meanwhile.
     """
     settings = from_environment()
     engine = image.Engine.for_settings(settings)

@@ -150,7 +150,7 @@ async def test_the_image_approves_and_issues_a_csr_against_the_real_apiserver(
         f"{kubeconfig}:{MOUNTED_KUBECONFIG}:ro",
         "--env",
         f"CSR_SIGNER_METRICS_ADDRESS=127.0.0.1:{port}",
-        built.name,
+        built.image_id,
         f"--kubeconfig={MOUNTED_KUBECONFIG}",
         f"--signer-name={CLUSTER_LOCAL},{KNATIVE}",
         f"--ca-secret={NAMESPACE}/{CA_SECRET}",

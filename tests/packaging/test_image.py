@@ -38,7 +38,7 @@ Image = tuple[image.Engine, image.Built]
 def in_image(controller_image: Image, script: str) -> str:
     """stdout of a Python `script` run locked down in the image."""
     engine, built = controller_image
-    return image.run_in_image(engine, built.name, "python", "-c", script)
+    return image.run_in_image(engine, built.image_id, "python", "-c", script)
 
 
 @pytest.mark.parametrize("check", image.smoke_checks(), ids=lambda c: c.name.replace(" ", "-"))
@@ -46,12 +46,12 @@ def test_smoke_check_passes_read_only_as_uid_65532_without_network(
     controller_image: Image, check: image.SmokeCheck
 ) -> None:
     engine, built = controller_image
-    assert check.expect in image.run_in_image(engine, built.name, check.entrypoint, *check.args)
+    assert check.expect in image.run_in_image(engine, built.image_id, check.entrypoint, *check.args)
 
 
 def test_image_config_runs_the_controller_as_65532(controller_image: Image) -> None:
     engine, built = controller_image
-    config = (engine.inspect(built.name) or {})["Config"]
+    config = (engine.inspect(built.image_id) or {})["Config"]
     assert config["User"] == image.IMAGE_USER
     assert tuple(config["Entrypoint"]) == image.IMAGE_ENTRYPOINT
     assert "PYTHONDONTWRITEBYTECODE=1" in config["Env"]
@@ -120,7 +120,7 @@ def test_nothing_installed_is_writable_by_the_image_user_even_on_a_writable_root
         *engine.ulimit_args(),
         "--entrypoint",
         "python",
-        built.name,
+        built.image_id,
         "-c",
         f"open('{SITE}/x', 'w')",
     )
@@ -139,7 +139,7 @@ def test_the_image_holds_one_venv_layer_on_top_of_the_base(controller_image: Ima
 
 def test_oci_archive_carries_the_image_config(controller_image: Image, tmp_path: Path) -> None:
     engine, built = controller_image
-    archive = image.export_oci(engine, built.name, tmp_path / "csr-signer.oci.tar")
+    archive = image.export_oci(engine, built.image_id, tmp_path / "csr-signer.oci.tar")
     proc = subprocess.run(
         ["skopeo", "inspect", "--config", f"oci-archive:{archive}"],
         capture_output=True,

@@ -9,7 +9,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint install bench binaries manifests clean chaos
+.PHONY: run test lint install bench binaries manifests image lock e2e-node clean chaos
 
 CHAOS_FAULTS ?= 50
 CHAOS_SEED   ?=
@@ -26,11 +26,21 @@ $(STAMP): pyproject.toml dev/pyproject.toml
 install: $(STAMP)
 
 binaries: $(STAMP)
-	$(BIN)/csr-signer local build
+	$(BIN)/csr-signer local build --node
 	$(BIN)/csr-signer local helm build
 
 manifests: $(STAMP)
 	$(BIN)/csr-signer local helm manifests --write
+
+# The controller image from the unchanged Dockerfile, with buildah on a stand-in
+# base (Debian packages; installed with apt-get when missing), smoke-run and
+# exported to build/csr-signer-<version>.oci.tar. README: "The image".
+image: $(STAMP)
+	$(BIN)/csr-signer local image build
+
+# Regenerate the image's hash-pinned lock files (requirements/*.txt) from PyPI.
+lock: $(STAMP)
+	$(BIN)/csr-signer local image lock
 
 run: $(STAMP)
 	$(BIN)/csr-signer local run
@@ -41,7 +51,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint binaries
+test: lint binaries image
 	$(BIN)/csr-signer policy test policies/tests
 	$(BIN)/pytest -q
 	$(MAKE) chaos CHAOS_FAULTS=$(CHAOS_TEST_FAULTS)
@@ -50,6 +60,11 @@ test: lint binaries
 # from the Go module proxy on first use and cached beside the control plane binaries.
 chaos: $(STAMP) binaries
 	$(BIN)/csr-signer local chaos --faults $(CHAOS_FAULTS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
+
+# Only the chart on a real node (containerd, kubelet, ...; root): tests/node.
+# `make test` runs these too.
+e2e-node: binaries image
+	$(BIN)/pytest -q tests/node
 
 bench: $(STAMP) binaries
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -11,7 +11,10 @@ installed: in a source checkout after `make install`, never in the image.
 - `local build` only fills the cache with kube-apiserver, etcd and kubectl;
 - `local helm build` does the same for the pinned helm, and
   `local helm manifests [--write]` renders deploy/manifests.yaml with it;
-  `--write` first copies policies/*.yaml into the chart (its files/policies/).
+  `--write` first copies policies/*.yaml into the chart (its files/policies/);
+- `local image build` builds the Dockerfile with buildah on the stand-in base,
+  smoke-runs it and exports an OCI archive (`make image`); `local image lock`
+  regenerates the hash-pinned requirements/*.txt it installs from (`make lock`).
 
 The environment is read once per command (`settings.from_environment()`) and
 passed down from here.
@@ -33,7 +36,16 @@ from signer.commands import CliError
 from signer.config import ConfigError, load_settings
 from signer.logs import configure_logging
 
-from csr_signer_dev import binaries, gobuild, helm, settings
+from csr_signer_dev import (
+    binaries,
+    gobuild,
+    helm,
+    image,
+    node,
+    nodebinaries,
+    pylock,
+    settings,
+)
 from csr_signer_dev.controlplane import ControlPlane, ControlPlaneError
 
 
@@ -45,8 +57,19 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     group = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
     up = group.add_parser("up", help="start kube-apiserver + etcd on loopback until interrupted")
     up.add_argument("--kubeconfig-out", type=Path, help="also write the admin kubeconfig here")
+    up.add_argument(
+        "--node",
+        action="store_true",
+        help="also a real node (root): containerd, kubelet, kube-proxy, scheduler, "
+        "controller-manager, with the image (`make image`) imported",
+    )
     up.set_defaults(func=cmd_up)
     build = group.add_parser("build", help="build (or find) the pinned control-plane binaries")
+    build.add_argument(
+        "--node",
+        action="store_true",
+        help="also a node's: kubelet, kube-scheduler, kube-controller-manager, kube-proxy, pause",
+    )
     build.set_defaults(func=cmd_build)
     run = group.add_parser(
         "run",
@@ -104,18 +127,50 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     )
     manifests.set_defaults(func=cmd_helm_manifests)
 
+    image_parser = group.add_parser(
+        "image", help="the controller image: built with buildah from the unchanged Dockerfile"
+    )
+    image_group = image_parser.add_subparsers(
+        dest="image_command", required=True, metavar="COMMAND"
+    )
+    image_build = image_group.add_parser(
+        "build",
+        help="install the tools (Debian packages), build the Dockerfile on the stand-in base, "
+        "smoke-run the image read-only as UID 65532 with no network, export an OCI archive",
+    )
+    image_build.add_argument(
+        "--repo", type=Path, default=settings.CHECKOUT, help="repository root (its Dockerfile)"
+    )
+    image_build.add_argument(
+        "--archive",
+        type=Path,
+        help="OCI archive to write (default: build/csr-signer-<tag>.oci.tar)",
+    )
+    image_build.set_defaults(func=cmd_image_build)
+    image_lock = image_group.add_parser(
+        "lock",
+        help=f"regenerate {pylock.RUNTIME_LOCK} and {pylock.BUILD_LOCK} "
+        f"(pip-compile --generate-hashes, pip-tools {pylock.PIP_TOOLS_VERSION})",
+    )
+    image_lock.add_argument("--repo", type=Path, default=settings.CHECKOUT, help="repository root")
+    image_lock.set_defaults(func=cmd_image_lock)
 
-def cmd_build(_args: argparse.Namespace) -> int:
+
+def cmd_build(args: argparse.Namespace) -> int:
     dev = settings.from_environment()
     started = time.monotonic()
     try:
         found = binaries.resolve(dev)
+        node = nodebinaries.resolve(dev) if args.node else None
     except gobuild.BuildError as exc:
         raise CliError(str(exc)) from exc
     print(f"kube-apiserver: {found.kube_apiserver}")
     print(f"etcd:           {found.etcd}")
     print(f"kubectl:        {found.kubectl}")
     print(f"cache size:     {gobuild.size_bytes(binaries.cache_entry(dev)) / 1e6:.0f} MB")
+    if node is not None:
+        print(f"node binaries:  {node} ({', '.join(nodebinaries.NAMES)})")
+        print(f"node size:      {gobuild.size_bytes(node) / 1e6:.0f} MB")
     print(f"took:           {time.monotonic() - started:.1f}s")
     return 0
 
@@ -152,6 +207,43 @@ def cmd_helm_manifests(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_image_build(args: argparse.Namespace) -> int:
+    """`make image`: build, smoke-run, export; print size, layers and timings."""
+    dev = settings.from_environment()
+    engine = image.Engine.for_settings(dev)
+    try:
+        built = image.build(engine, dev, repo=args.repo)
+        smoke_started = time.monotonic()
+        passed = image.smoke(engine, built.name)
+        smoke_seconds = time.monotonic() - smoke_started
+        archive = image.export_oci(
+            engine, built.name, args.archive or image.default_archive(args.repo)
+        )
+    except gobuild.BuildError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"image:      {built.name} ({built.image_id[:12]})")
+    print(
+        f"size:       {built.size / 1e6:.1f} MB (stand-in base {built.base}: {built.base_size / 1e6:.1f} MB)"
+    )
+    print("layers:")
+    for layer in built.layers:
+        print(f"  {layer.size / 1e6:8.1f} MB  {layer.created_by[:90]}")
+    print(f"smoke:      {'; '.join(passed)} ({smoke_seconds:.1f}s)")
+    print(f"archive:    {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
+    print(f"build took: {built.seconds:.1f}s")
+    print(f"podman:     {' '.join(engine.podman_argv())}")
+    return 0
+
+
+def cmd_image_lock(args: argparse.Namespace) -> int:
+    try:
+        for path in pylock.lock(repo=args.repo):
+            print(path)
+    except gobuild.BuildError as exc:
+        raise CliError(str(exc)) from exc
+    return 0
+
+
 def wait_for_signal() -> None:
     """Block until SIGINT or SIGTERM."""
     stop = threading.Event()
@@ -165,18 +257,36 @@ def wait_for_signal() -> None:
         pass
 
 
-def start_control_plane() -> ControlPlane:
+def start_control_plane(*, node_ip: str | None = None) -> ControlPlane:
     try:
-        cp = ControlPlane(binaries.resolve(settings.from_environment()))
+        cp = ControlPlane(binaries.resolve(settings.from_environment()), node_ip=node_ip)
         cp.start()
     except (gobuild.BuildError, ControlPlaneError) as exc:
         raise CliError(str(exc).splitlines()[0]) from exc
     return cp
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    cp = start_control_plane()
+def start_node(cp: ControlPlane) -> node.Node:
+    """A node for `cp` with the controller image imported (built first if needed)."""
+    dev = settings.from_environment()
     try:
+        node.ensure_node_packages()
+        engine = image.Engine.for_settings(dev)
+        built = image.build(engine, dev)
+        running = node.Node(cp, nodebinaries.resolve(dev), engine, (built.name,))
+        running.start()
+    except (gobuild.BuildError, ControlPlaneError) as exc:
+        raise CliError(str(exc)) from exc
+    return running
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    cp = start_control_plane(node_ip=node.node_ip() if args.node else None)
+    running: node.Node | None = None
+    try:
+        if args.node:
+            running = start_node(cp)
+            print(f"node {running.name} Ready in {running.ready_seconds:.1f}s ({running.workdir})")
         kubeconfig = cp.kubeconfig(path=args.kubeconfig_out)
         print(f"control plane ready in {cp.started_seconds:.1f}s at {cp.url}")
         print(f"kubeconfig: {kubeconfig}")
@@ -186,6 +296,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         wait_for_signal()
     finally:
+        if running is not None:
+            running.stop()
         cp.stop()
     print("stopped.")
     return 0

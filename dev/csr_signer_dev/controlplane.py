@@ -55,6 +55,9 @@ ENABLE_ADMISSION_PLUGINS = "NodeRestriction"
 """Added to the apiserver's default-on admission plugins (none is disabled): it checks a
 node's PodCertificateRequests against the real Node, Pod and ServiceAccount."""
 ADMIN_USER = "csr-signer-admin"
+SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_IP = "10.0.0.1"
+"""The `kubernetes` Service's ClusterIP: the first address of SERVICE_CIDR."""
 
 
 class ControlPlaneError(RuntimeError):
@@ -83,13 +86,30 @@ def apiserver_argv(
     pki: Path,
     serving_cert: Path,
     serving_key: Path,
+    node_ip: str | None = None,
 ) -> list[str]:
-    """The kube-apiserver command line; `pki` holds client-ca.crt, sa.key and sa.pub."""
+    """The kube-apiserver command line; `pki` holds client-ca.crt, sa.key and sa.pub.
+
+    With `node_ip` (a local node will run Pods) it listens on every address and
+    advertises `node_ip`, so the `kubernetes` Service leads Pods to it, and it
+    reaches kubelets on their InternalIP with its own client certificate
+    (`pki`/kubelet-client.crt, .key) for logs and exec.
+    """
+    node = (
+        [
+            f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+        if node_ip
+        else []
+    )
     return [
         str(binary),
         f"--etcd-servers={etcd_url}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        f"--bind-address={'0.0.0.0' if node_ip else '127.0.0.1'}",  # noqa: S104 - a node's Pods
+        f"--advertise-address={node_ip or '127.0.0.1'}",
+        *node,
         f"--secure-port={port}",
         f"--cert-dir={workdir / 'apiserver-certs'}",
         f"--tls-cert-file={serving_cert}",
@@ -100,7 +120,7 @@ def apiserver_argv(
         f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
         f"--service-account-key-file={pki / 'sa.pub'}",
         f"--service-account-signing-key-file={pki / 'sa.key'}",
-        "--service-cluster-ip-range=10.0.0.0/24",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--allow-privileged=true",
         f"--runtime-config={RUNTIME_CONFIG}",
         f"--feature-gates={FEATURE_GATES}",
@@ -122,9 +142,19 @@ class Credentials:
 class ControlPlane:
     """etcd + kube-apiserver in a temporary directory on free loopback ports."""
 
-    def __init__(self, binaries: Binaries | None = None, *, workdir: Path | None = None) -> None:
-        """`binaries` defaults to those `settings.from_environment()` resolves (maybe a build)."""
+    def __init__(
+        self,
+        binaries: Binaries | None = None,
+        *,
+        workdir: Path | None = None,
+        node_ip: str | None = None,
+    ) -> None:
+        """`binaries` defaults to those `settings.from_environment()` resolves (maybe a build).
+
+        `node_ip`: serve Pods of a local node (`csr_signer_dev.node`) on that address.
+        """
         self.binaries = binaries or resolve(settings.from_environment())
+        self.node_ip = node_ip
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="csr-signer-cp-"))
         self._procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
@@ -169,10 +199,20 @@ class ControlPlane:
         (pki / "client-ca.crt").write_bytes(self._client_ca.cert_pem)
         serving_cert, serving_key = self._serving_ca.issue(
             "kube-apiserver",
-            dns_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
-            ips=("127.0.0.1",),
+            dns_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
+            ips=("127.0.0.1", SERVICE_IP, *((self.node_ip,) if self.node_ip else ())),
             server=True,
         ).write(pki, "serving")
+        if self.node_ip:
+            self._client_ca.issue(
+                "kube-apiserver-kubelet-client", organizations=("system:masters",)
+            ).write(pki, "kubelet-client")
         sa_private, sa_public = service_account_key()
         (pki / "sa.key").touch(mode=0o600)
         (pki / "sa.key").write_bytes(sa_private)
@@ -208,6 +248,7 @@ class ControlPlane:
                 pki=pki,
                 serving_cert=serving_cert,
                 serving_key=serving_key,
+                node_ip=self.node_ip,
             ),
         )
         admin = self.client_credentials(ADMIN_USER, ("system:masters",))
@@ -336,6 +377,11 @@ class ControlPlane:
                 return bool(resp.status == 200)
         except (urllib.error.URLError, OSError):
             return False
+
+    @property
+    def pki(self) -> Path:
+        """client-ca.crt, sa.key, sa.pub, the serving and kubelet-client pairs."""
+        return self.workdir / "pki"
 
     # -- identities ------------------------------------------------------------------
 

@@ -67,6 +67,8 @@ class Module:
     binaries: tuple[Binary, ...]
     replaces: tuple[str, ...] = ()
     """`old => new version` lines, for requirements the upstream go.mod replaces locally."""
+    sources: tuple[tuple[str, str], ...] = ()
+    """`(relative path, text)` files of the module's own packages (a tiny main, say)."""
 
 
 class Go:
@@ -131,7 +133,7 @@ def go_build(
     """
     root = entry.parent
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f".{entry.name}.lock"):
+    with locked(root / f".{entry.name}.lock"):
         if complete(entry):
             return entry
         if go is None:
@@ -205,7 +207,8 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive file lock on `path`: one builder at a time per cache entry."""
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -222,6 +225,9 @@ def _write_module(directory: Path, module: Module) -> None:
     if module.replaces:
         lines += ["replace (", *(f"\t{r}" for r in module.replaces), ")", ""]
     (directory / "go.mod").write_text("\n".join(lines))
+    for relative, text in module.sources:
+        (directory / relative).parent.mkdir(parents=True, exist_ok=True)
+        (directory / relative).write_text(text)
     body = "\n".join(f'\t_ "{b.package}"' for b in module.binaries)
     (directory / "tools.go").write_text(
         f"//go:build tools\n\npackage tools\n\nimport (\n{body}\n)\n"

@@ -83,10 +83,29 @@ def no_bytecode_writes(stages: list[Stage]) -> str | None:
 
 
 def builder_copies_policies(stages: list[Stage]) -> str | None:
-    """signer/bundled_policies is a symlink to ../policies: both must be in the context."""
+    """signer/bundled_policies links to ../policies (both needed), and RUN installs from requirements/."""
     sources = {s.rstrip("/") for s in copy_sources(stages[0])}
-    missing = {"signer", "policies", "pyproject.toml", "README.md"} - sources
+    missing = {"signer", "policies", "pyproject.toml", "README.md", "requirements"} - sources
     return f"builder does not COPY {sorted(missing)}" if missing else None
+
+
+def third_party_installs_by_hash(stages: list[Stage]) -> str | None:
+    """Every `pip install` that may reach an index installs a hash-pinned lock, as wheels.
+
+    Only the project's own wheel, built in the stage from the context, is installed
+    without hashes, and then with `--no-index --no-deps`.
+    """
+    commands = " ".join(r.args for s in stages for r in s.all("RUN")).split("&&")
+    for command in commands:
+        if " install " not in f" {command} ":
+            continue
+        if "--no-index" in command and "--no-deps" in command:
+            continue
+        wanted = ("--require-hashes", "--no-deps", "--only-binary=:all:", "-r requirements/")
+        missing = [w for w in wanted if w not in command]
+        if missing:
+            return f"`{' '.join(command.split())[:80]}...` lacks {missing}"
+    return None
 
 
 RULES: list[tuple[str, Rule, Callable[[str], str]]] = [
@@ -133,6 +152,21 @@ RULES: list[tuple[str, Rule, Callable[[str], str]]] = [
         lambda text: text.replace("PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"),
     ),
     (
+        "third-party-code-is-installed-from-the-lock-by-hash",
+        third_party_installs_by_hash,
+        lambda text: text.replace("--require-hashes --no-deps", "--no-deps", 1),
+    ),
+    (
+        "lock-installs-take-wheels-only-no-sdist-builds",
+        third_party_installs_by_hash,
+        lambda text: text.replace("--only-binary=:all:", "", 1),
+    ),
+    (
+        "the-project-wheel-alone-installs-without-an-index",
+        third_party_installs_by_hash,
+        lambda text: text.replace("install --no-deps --no-index", "install --no-deps", 1),
+    ),
+    (
         "builder-copies-signer-and-the-policies-it-links-to",
         builder_copies_policies,
         lambda text: text.replace("COPY policies/ policies/\n", ""),
@@ -156,6 +190,7 @@ def test_dockerfile_rule(rule: Rule, break_it: Callable[[str], str]) -> None:
         pytest.param("README.md", False, id="context-keeps-readme-named-by-pyproject"),
         pytest.param("signer/cli.py", False, id="context-keeps-the-package"),
         pytest.param("policies/knative-internal.yaml", False, id="context-keeps-policies"),
+        pytest.param("requirements/runtime.txt", False, id="context-keeps-the-lock-files"),
         pytest.param(".venv/bin/python", True, id="context-drops-the-venv"),
         pytest.param(".git/config", True, id="context-drops-git"),
         pytest.param("ca.key", True, id="context-drops-stray-keys"),

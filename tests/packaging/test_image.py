@@ -1,262 +1,152 @@
-"""The image's install steps, performed here because no Docker engine runs in CI.
+"""The image the Dockerfile really builds (buildah, `make image`), run as the chart runs it.
 
-The Dockerfile's builder stage copies pyproject.toml, README.md, signer/ and
-policies/ into a context, builds wheels for the project and every runtime
-dependency, installs them into a fresh virtualenv from those wheels only, and
-removes pip and setuptools; the final stage runs that virtualenv as UID 65532
-on a read-only root filesystem. This test does the same with a Python 3.11
-interpreter on this machine and then, as UID 65532 over a tree that user
-cannot write, runs what the image would run.
+Every run is read-only, as UID 65532, with no network, all capabilities dropped
+and no-new-privileges: what the chart's securityContext allows. The image comes
+from the `controller_image` fixture (tests/conftest.py), which builds it exactly
+as `make image` does, on the stand-in base (csr_signer_dev.image).
 
-What it proves: the wheel carries the bundled policies (through the
-``signer/bundled_policies -> ../policies`` symlink); the project installs from
-its own wheels with no index; the console script works without write access
-and without a home directory; no test tooling or build tooling ends up in the
-runtime environment; bytecode is precompiled, so a read-only filesystem costs
-nothing at start-up.
+What it proves: the image's User and Entrypoint; the console script, the
+bundled policies and every lazy import work without write access or a home
+directory; the installed distributions are exactly the lock's pins (the build
+is reproducible from requirements/runtime.txt) plus the project, with no build
+or test tooling; bytecode is precompiled; nothing installed is writable by the
+image's user; the OCI archive carries the same configuration.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import hashlib
+import json
 import subprocess
-import sys
-import tempfile
-import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from csr_signer_dev import image
+from csr_signer_dev.pylock import RUNTIME_LOCK
 
 from signer import __version__
-from tests.packaging.dockerfile import copy_sources, parse
+from tests.packaging.test_lock import parse_lock
 
 REPO = Path(__file__).resolve().parents[2]
-UID = 65532
-INTERPRETERS = ("/usr/local/bin/python3.11", "/usr/bin/python3.11")
-"""Candidates for the runtime venv's interpreter: it must be executable by UID
-65532, which a pyenv build under /root is not. The image uses the first."""
+SITE = "/opt/csr-signer/lib/python3.11/site-packages"
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
-
-def as_unprivileged() -> list[str]:
-    """Command prefix that drops to UID/GID 65532 (no-op when not root)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv (util-linux) to drop privileges")
-    return [setpriv, f"--reuid={UID}", f"--regid={UID}", "--clear-groups"]
+Image = tuple[image.Engine, image.Built]
 
 
-def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False, timeout=600
-    )
-    assert proc.returncode == 0, f"{cmd} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
+def in_image(controller_image: Image, script: str) -> str:
+    """stdout of a Python `script` run locked down in the image."""
+    engine, built = controller_image
+    return image.run_in_image(engine, built.image_id, "python", "-c", script)
 
 
-def runtime_interpreter() -> str:
-    """A Python 3.11 that UID 65532 can execute (as the image's /usr/local/bin one)."""
-    prefix = as_unprivileged()
-    for candidate in (*INTERPRETERS, getattr(sys, "_base_executable", sys.executable)):
-        if not Path(candidate).is_file():
-            continue
-        probe = subprocess.run(
-            [*prefix, candidate, "-c", "import sys, venv, ensurepip; print(sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd="/",
-        )
-        if probe.returncode == 0 and probe.stdout.strip() == "(3, 11)":
-            return candidate
-    pytest.skip("no Python 3.11 with venv+ensurepip that an unprivileged user can execute")
-
-
-@dataclass(frozen=True)
-class Installed:
-    root: Path
-    wheels: Path
-    venv: Path
-
-    @property
-    def bin(self) -> Path:
-        return self.venv / "bin"
-
-    def site_packages(self) -> Path:
-        return next((self.venv / "lib").glob("python3.*/site-packages"))
-
-
-@pytest.fixture(scope="module")
-def installed() -> Iterator[Installed]:
-    """Context -> wheels -> venv, as the builder stage does; world-readable, root-owned."""
-    interpreter = runtime_interpreter()
-    root = Path(tempfile.mkdtemp(prefix="csr-signer-image-"))
-    try:
-        root.chmod(0o755)
-        context = root / "src"
-        context.mkdir()
-        builder = parse((REPO / "Dockerfile").read_text())[0]
-        for source in copy_sources(builder):
-            src = REPO / source
-            if src.is_dir():
-                shutil.copytree(
-                    src,
-                    context / source,
-                    symlinks=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-                )
-            else:
-                shutil.copy2(src, context / source)
-        wheels = root / "wheels"
-        pip_env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-        run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--no-cache-dir",
-                "--wheel-dir",
-                str(wheels),
-                ".",
-            ],
-            env=pip_env,
-            cwd=context,
-        )
-        venv = root / "opt" / "csr-signer"
-        run([interpreter, "-m", "venv", str(venv)])
-        (project,) = wheels.glob("csr_signer-*.whl")
-        pip = str(venv / "bin" / "pip")
-        run(
-            [
-                pip,
-                "install",
-                "--no-cache-dir",
-                "--no-index",
-                "--find-links",
-                str(wheels),
-                str(project),
-            ],
-            env=pip_env,
-        )
-        run([pip, "uninstall", "--yes", "setuptools", "pip"], env=pip_env)
-        yield Installed(root=root, wheels=wheels, venv=venv)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def image_env(installed: Installed) -> dict[str, str]:
-    """The final stage's environment; HOME points nowhere, as for a UID with no passwd entry."""
-    return {
-        "PATH": f"{installed.bin}:/usr/bin:/bin",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-        "HOME": "/nonexistent",
-    }
-
-
-def as_image_user(installed: Installed, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*as_unprivileged(), *args],
-        capture_output=True,
-        text=True,
-        env=image_env(installed),
-        cwd="/",
-        check=False,
-        timeout=120,
-    )
-
-
-def test_wheel_carries_the_bundled_policies_byte_for_byte(installed: Installed) -> None:
-    (project,) = installed.wheels.glob("csr_signer-*.whl")
-    with zipfile.ZipFile(project) as wheel:
-        bundled = {
-            Path(n).name: wheel.read(n)
-            for n in wheel.namelist()
-            if n.startswith("signer/bundled_policies/")
-        }
-    expected = {p.name: p.read_bytes() for p in sorted((REPO / "policies").glob("*.yaml"))}
-    assert expected
-    assert bundled == expected
-
-
-@pytest.mark.parametrize(
-    ("args", "expect"),
-    [
-        pytest.param(
-            ("csr-signer", "--version"),
-            f"csr-signer {__version__}",
-            id="version-runs-as-uid-65532",
-        ),
-        pytest.param(
-            ("csr-signer", "run", "--help"),
-            "--signer-name",
-            id="entrypoint-run-help-runs-as-uid-65532",
-        ),
-        pytest.param(
-            ("csr-signer", "policy", "lint"),
-            "bundled_policies: OK, 3 policies for 2 signers",
-            id="policy-lint-finds-the-bundled-policies-inside-the-installed-wheel",
-        ),
-        pytest.param(
-            (
-                "python",
-                "-c",
-                "import signer.app, opentelemetry.exporter.otlp.proto.http.trace_exporter",
-            ),
-            "",
-            id="every-runtime-import-resolves-including-the-lazy-otlp-exporter",
-        ),
-    ],
-)
-def test_installed_console_script_as_non_root(
-    installed: Installed, args: tuple[str, ...], expect: str
+@pytest.mark.parametrize("check", image.smoke_checks(), ids=lambda c: c.name.replace(" ", "-"))
+def test_smoke_check_passes_read_only_as_uid_65532_without_network(
+    controller_image: Image, check: image.SmokeCheck
 ) -> None:
-    proc = as_image_user(installed, *args)
-    assert proc.returncode == 0, proc.stderr
-    assert expect in proc.stdout
+    engine, built = controller_image
+    assert check.expect in image.run_in_image(engine, built.image_id, check.entrypoint, *check.args)
 
 
-def test_policy_lint_reads_policies_from_the_installed_package(installed: Installed) -> None:
-    proc = as_image_user(installed, "csr-signer", "policy", "lint")
-    assert str(installed.site_packages() / "signer" / "bundled_policies") in proc.stdout
+def test_image_config_runs_the_controller_as_65532(controller_image: Image) -> None:
+    engine, built = controller_image
+    config = (engine.inspect(built.image_id) or {})["Config"]
+    assert config["User"] == image.IMAGE_USER
+    assert tuple(config["Entrypoint"]) == image.IMAGE_ENTRYPOINT
+    assert "PYTHONDONTWRITEBYTECODE=1" in config["Env"]
 
 
-def test_install_is_not_writable_by_the_image_user(installed: Installed) -> None:
-    """With nothing writable, any attempted write at runtime would have failed above."""
-    proc = as_image_user(
-        installed, "python", "-c", f"open({str(installed.site_packages() / 'x')!r}, 'w')"
+def test_runs_as_uid_65532_with_no_home_and_no_passwd_entry(controller_image: Image) -> None:
+    out = in_image(controller_image, "import os; print(os.getuid(), os.getgid())")
+    assert out.split() == ["65532", "65532"]
+
+
+def test_the_bundled_policies_in_the_image_are_the_repositorys_byte_for_byte(
+    controller_image: Image,
+) -> None:
+    script = (
+        "import hashlib, json, pathlib, signer.policy as p;"
+        "print(json.dumps({f.name: hashlib.sha256(f.read_bytes()).hexdigest()"
+        " for f in pathlib.Path(p.bundled_policies_dir()).glob('*.yaml')}))"
     )
+    inside = json.loads(in_image(controller_image, script))
+    expected = {
+        f.name: hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted((REPO / "policies").glob("*.yaml"))
+    }
+    assert expected
+    assert inside == expected
+
+
+def test_installed_distributions_are_exactly_the_lock_and_the_project(
+    controller_image: Image,
+) -> None:
+    """A rebuild installs the same versions: nothing beyond the lock, nothing missing."""
+    script = (
+        "import importlib.metadata as m, json;"
+        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+    )
+    installed = {
+        name.lower().replace("_", "-").replace(".", "-"): version
+        for name, version in json.loads(in_image(controller_image, script)).items()
+    }
+    pins = parse_lock((REPO / RUNTIME_LOCK).read_text(), str(RUNTIME_LOCK))
+    assert installed.pop("csr-signer") == __version__
+    assert installed == {name: pin.version for name, pin in pins.items()}
+
+
+def test_bytecode_is_precompiled_for_every_module_of_the_project(controller_image: Image) -> None:
+    script = (
+        "import pathlib, sys;"
+        f"root = pathlib.Path('{SITE}/signer');"
+        "print([str(s.relative_to(root)) for s in root.rglob('*.py')"
+        " if not list(s.parent.glob(f'__pycache__/{s.stem}.cpython-311*.pyc'))])"
+    )
+    assert in_image(controller_image, script).strip() == "[]"
+
+
+def test_nothing_installed_is_writable_by_the_image_user_even_on_a_writable_root(
+    controller_image: Image,
+) -> None:
+    engine, built = controller_image
+    argv = engine.podman_argv(
+        "run",
+        "--rm",
+        "--user",
+        image.IMAGE_USER,
+        "--network",
+        "none",
+        *engine.ulimit_args(),
+        "--entrypoint",
+        "python",
+        built.image_id,
+        "-c",
+        f"open('{SITE}/x', 'w')",
+    )
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode != 0
     assert "Permission denied" in proc.stderr
 
 
-def test_bytecode_is_precompiled_for_every_module(installed: Installed) -> None:
-    package = installed.site_packages() / "signer"
-    missing = [
-        str(source.relative_to(package))
-        for source in package.rglob("*.py")
-        if not list(source.parent.glob(f"__pycache__/{source.stem}.cpython-311*.pyc"))
-    ]
-    assert not missing
+def test_the_image_holds_one_venv_layer_on_top_of_the_base(controller_image: Image) -> None:
+    """The final stage only copies the venv: one layer with content above the base."""
+    _engine, built = controller_image
+    sized = [layer for layer in built.layers if layer.size > 0]
+    assert len(sized) == 2, built.layers
+    assert "COPY" in sized[1].created_by
 
 
-@pytest.mark.parametrize(
-    "distribution",
-    ["pip", "setuptools", "wheel", "pytest", "ruff", "mypy", "import_linter"],
-)
-def test_runtime_venv_holds_no_build_or_test_tooling(
-    installed: Installed, distribution: str
-) -> None:
-    names = {
-        p.name.split("-")[0].lower().replace("-", "_")
-        for p in installed.site_packages().glob("*.dist-info")
-    }
-    assert "csr_signer" in names
-    assert distribution not in names
+def test_oci_archive_carries_the_image_config(controller_image: Image, tmp_path: Path) -> None:
+    engine, built = controller_image
+    archive = image.export_oci(engine, built.image_id, tmp_path / "csr-signer.oci.tar")
+    proc = subprocess.run(
+        ["skopeo", "inspect", "--config", f"oci-archive:{archive}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    config = json.loads(proc.stdout)["config"]
+    assert config["User"] == image.IMAGE_USER
+    assert tuple(config["Entrypoint"]) == image.IMAGE_ENTRYPOINT

@@ -27,6 +27,9 @@ def test_the_dev_distribution_registers_the_local_group() -> None:
         pytest.param(
             ["local", "helm", "manifests"], commands.cmd_helm_manifests, id="helm-manifests"
         ),
+        pytest.param(["local", "build", "--node"], commands.cmd_build, id="build-node"),
+        pytest.param(["local", "image", "build"], commands.cmd_image_build, id="image-build"),
+        pytest.param(["local", "image", "lock"], commands.cmd_image_lock, id="image-lock"),
     ],
 )
 def test_each_subcommand_dispatches_to_its_handler(argv: list[str], handler: object) -> None:

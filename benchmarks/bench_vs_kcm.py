@@ -400,7 +400,10 @@ async def main(args: argparse.Namespace) -> int:
                 "ms",
             ),
             Target(
-                "RSS after the runs (a 10,000 pending backlog: bench_controller)", rss, RSS_MB, "MB"
+                "RSS after the runs (the 10,000 pending backlog: bench_backlog.py)",
+                rss,
+                RSS_MB,
+                "MB",
             ),
         ]
     )

@@ -2,9 +2,9 @@
 
 Both products run on the same kind of control plane (real kube-apiserver + etcd from the
 dev harness), a fresh one per run, runs interleaved (kcm, kcm at QPS 1000, csr-signer,
-then again) so drift on a shared machine hits all alike. kube-controller-manager is built
-from the Go module proxy at the pinned release and cached like the control plane
-(`csr_signer_dev.binaries.resolve_controller_manager`), and runs only
+then again) so drift on a shared machine hits all alike. kube-controller-manager is the
+node's (`csr_signer_dev.nodebinaries`: built from the Go module proxy at the pinned release
+and cached like the control plane; `make test` builds it anyway), and runs only
 `--controllers=csrapproving,csrsigning`.
 
 Workloads, each `--csrs` ECDSA P-256 CSRs from `--clients` concurrent clients:
@@ -49,7 +49,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from csr_signer_dev import binaries, session, settings
+from csr_signer_dev import nodebinaries, session, settings
 from csr_signer_dev.controlplane import ControlPlane
 from csr_signer_dev.identities import api_client, serviceaccount_credentials
 from kubernetes_asyncio import client
@@ -351,7 +351,7 @@ async def one_run(product: str, run: int, args: argparse.Namespace, kcm: Path) -
 
 
 async def main(args: argparse.Namespace) -> int:
-    kcm = binaries.resolve_controller_manager(settings.from_environment())
+    kcm = nodebinaries.resolve(settings.from_environment()) / "kube-controller-manager"
     results: dict[str, list[dict[str, Any]]] = {p: [] for p in args.products}
     for run in range(1, args.runs + 1):
         for product in args.products:

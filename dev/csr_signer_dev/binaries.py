@@ -144,26 +144,6 @@ def kubernetes_module(go: Go, *commands: str | tuple[str, tuple[str, ...]]) -> M
     )
 
 
-KCM_CACHE_KEY = f"kube-controller-manager-{KUBERNETES_VERSION}"
-
-
-def resolve_controller_manager(settings: DevSettings, *, log: bool = True) -> Path:
-    """kube-controller-manager at the pinned release (benchmarks compare against it),
-    built into its own cache entry on first use."""
-    entry = settings.cache_root / KCM_CACHE_KEY
-    binary = entry / "kube-controller-manager"
-    go_build(
-        entry,
-        go=settings.go,
-        env=settings.go_env,
-        plan=lambda go: [kubernetes_module(go, "kube-controller-manager")],
-        complete=lambda e: _executable(e / "kube-controller-manager"),
-        pins={"kubernetes": KUBERNETES_VERSION},
-        log=log,
-    )
-    return binary
-
-
 def _from_dir(directory: Path, *, require_kubectl: bool) -> Binaries | None:
     apiserver, etcd, kubectl = (directory / n for n in ("kube-apiserver", "etcd", "kubectl"))
     if not (_executable(apiserver) and _executable(etcd)):

@@ -54,7 +54,7 @@ from signer.policy.pods import decide_pod, denied_reason
 from signer.policy.policyset import PolicySet
 from signer.reactor.cache import CsrCache
 from signer.reactor.queueing import WorkQueue
-from signer.reactor.reconcile import CA_REFUSALS, CA_UNAVAILABLE, Metrics, Snapshot
+from signer.reactor.reconcile import CA_REFUSALS, CA_UNAVAILABLE, Metrics, Snapshot, refresh
 
 log = logging.getLogger(__name__)
 
@@ -260,20 +260,15 @@ class PodReconciler:
 
     async def _refresh(self, key: str) -> None:
         """After a conflict: re-read the PCR and decide again on the fresh copy."""
-        before = self._cache.get(key)
         namespace, name = split_key(key)
-        try:
-            fresh = await self._writer.get(namespace, name)
-        except ApiError as exc:
-            self._metrics.api_error(exc.kind, "get")
-            self._queue.retry(key)
-            return
-        if self._cache.get(key) is not before:
-            self._queue.add(key)  # a watch event brought a copy while we read
-        elif fresh is None:
-            self._cache.apply("DELETED", {"metadata": {"namespace": namespace, "name": name}})
-        elif self._cache.apply("MODIFIED", fresh):
-            self._queue.add(key)
+        await refresh(
+            key,
+            read=lambda: self._writer.get(namespace, name),
+            deleted={"metadata": {"namespace": namespace, "name": name}},
+            cache=self._cache,
+            queue=self._queue,
+            metrics=self._metrics,
+        )
 
     async def _reconcile(self, key: str, raw: RawPcr) -> bool:
         """Returns True when the PCR must be retried later (not ready to act)."""

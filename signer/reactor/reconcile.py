@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -121,6 +121,33 @@ class Snapshot:
         return self.namespace_labels(sa.namespace) if sa is not None else None
 
 
+async def refresh(
+    key: str,
+    *,
+    read: Callable[[], Awaitable[dict[str, Any] | None]],
+    deleted: dict[str, Any],
+    cache: CsrCache,
+    queue: WorkQueue,
+    metrics: Metrics,
+) -> None:
+    """After a conflict: re-read `key` with `read` and queue it to be decided again on the
+    fresh copy (CSRs and PCRs alike; `deleted` is the tombstone of a vanished object)."""
+    before = cache.get(key)
+    try:
+        fresh = await read()
+    except ApiError as exc:
+        metrics.api_error(exc.kind, "get")
+        queue.retry(key)
+        return
+    if cache.get(key) is not before:
+        # A watch event brought a copy while we read: it may be newer than ours.
+        queue.add(key)
+    elif fresh is None:
+        cache.apply("DELETED", deleted)
+    elif cache.apply("MODIFIED", fresh):
+        queue.add(key)
+
+
 class Reconciler:
     def __init__(
         self,
@@ -183,20 +210,14 @@ class Reconciler:
 
     async def _refresh(self, name: str) -> None:
         """After a conflict: re-read the object and decide again on the fresh copy."""
-        before = self._cache.get(name)
-        try:
-            fresh = await self._writer.get(name)
-        except ApiError as exc:
-            self._metrics.api_error(exc.kind, "get")
-            self._queue.retry(name)
-            return
-        if self._cache.get(name) is not before:
-            # A watch event brought a copy while we read: it may be newer than ours.
-            self._queue.add(name)
-        elif fresh is None:
-            self._cache.apply("DELETED", {"metadata": {"name": name}})
-        elif self._cache.apply("MODIFIED", fresh):
-            self._queue.add(name)
+        await refresh(
+            name,
+            read=lambda: self._writer.get(name),
+            deleted={"metadata": {"name": name}},
+            cache=self._cache,
+            queue=self._queue,
+            metrics=self._metrics,
+        )
 
     async def _reconcile(self, raw: RawCsr) -> bool:
         """Returns True when the CSR must be retried later (not ready to act)."""
